@@ -1,0 +1,1 @@
+"""Behavioral profiles, RFM and segments (built in a later issue)."""

@@ -1,0 +1,1 @@
+"""Recommendation models, serving and experiments (built in later issues)."""

@@ -1,0 +1,1 @@
+"""Numerical recommendation models: numpy/scipy/scikit-learn only, no Django."""

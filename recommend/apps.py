@@ -1,0 +1,7 @@
+"""App config for recommend."""
+
+from django.apps import AppConfig
+
+
+class RecommendConfig(AppConfig):
+    name = "recommend"

@@ -1,0 +1,4 @@
+"""recsite: behavioral recommendations for Django sites."""
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

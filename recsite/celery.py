@@ -1,0 +1,31 @@
+"""The Celery app: its configuration, the queue names and the beat schedule."""
+
+import enum
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
+
+
+class Queue(enum.StrEnum):
+    """Every queue recsite uses; tasks name theirs from here."""
+
+    INGEST = "ingest"
+    DEFAULT = "default"
+
+
+app = Celery("recsite")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_default_queue = Queue.DEFAULT
+app.conf.task_queues = None  # declared on first use, per name above
+app.autodiscover_tasks()
+
+# Periodic work, each entry with an expiry so a backlog of beats never piles up.
+app.conf.beat_schedule = {
+    "tracking-sweep-outbox": {
+        "task": "tracking.sweep_outbox",
+        "schedule": 30.0,
+        "options": {"queue": Queue.INGEST, "expires": 25},
+    },
+}

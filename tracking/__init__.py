@@ -1,0 +1,1 @@
+"""Event collection: sites, consent, the outbox and the cleaning pipeline."""

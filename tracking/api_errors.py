@@ -1,0 +1,42 @@
+"""Every API error as JSON: ``{"error": "<code>", "detail": ...}``, never an HTML page."""
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tracking.errors import ApiError
+
+_CODES = {
+    exceptions.ParseError: "malformed",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAuthenticated: "unknown_key",
+    exceptions.AuthenticationFailed: "unknown_key",
+    exceptions.NotFound: "not_found",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.ValidationError: "invalid",
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = getattr(exc, "default_code", "error")
+    for cls, name in _CODES.items():
+        if isinstance(exc, cls):
+            code = name
+    body: dict[str, Any] = {"error": code}
+    detail = response.data.get("detail", response.data) if isinstance(response.data, dict) \
+        else response.data
+    body["detail"] = detail
+    if isinstance(exc, ApiError) and exc.field:
+        body["field"] = exc.field
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        body["retry_after"] = int(exc.wait + 0.999)
+    response.data = body
+    return response
+

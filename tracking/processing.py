@@ -1,0 +1,280 @@
+"""Draining the outbox: raw batches in, clean Event rows and counted drops out.
+
+One transaction takes many pending batches (``SKIP LOCKED``, so workers share
+the work), applies the rules of ``tracking.pipeline``, inserts the kept events
+in bulk, counts every outcome per site and day, and marks the batches done.
+A crash rolls all of it back; a batch processed twice stores nothing twice.
+"""
+
+import logging
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from crawlerdetect import CrawlerDetect
+from django.db import connection, transaction
+from django.utils import timezone
+
+from tracking import pipeline
+from tracking.conf import tracking_settings
+from tracking.models import DailyCount, Event, RawBatch
+from tracking.signals import events_cleaned
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DrainResult:
+    batches: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+
+    @property
+    def stored(self) -> int:
+        return self.outcomes["stored"]
+
+
+def outbox_drain(*, max_batches: int | None = None, time_budget: float = 50.0) -> DrainResult:
+    """Process pending raw batches until none is left or the time budget is spent."""
+    from tracking.services import outbox_pending_clear
+
+    outbox_pending_clear()
+    total = DrainResult()
+    limit = max_batches or tracking_settings.DRAIN_MAX_BATCHES
+    deadline = time.monotonic() + time_budget
+    while time.monotonic() < deadline:
+        with transaction.atomic():
+            batches = list(
+                RawBatch.objects.select_for_update(skip_locked=True)
+                .filter(processed_at__isnull=True)
+                .order_by("id")[:limit]
+            )
+            if not batches:
+                break
+            result = raw_batches_process(batches=batches)
+        total.batches += result.batches
+        total.outcomes.update(result.outcomes)
+    return total
+
+
+def raw_batches_process(*, batches: list[RawBatch]) -> DrainResult:
+    """Clean and store the events of these (locked, unprocessed) batches; mark them done."""
+    result = DrainResult(batches=len(batches))
+    by_site: dict[int, list[RawBatch]] = defaultdict(list)
+    for batch in batches:
+        by_site[batch.site_id].append(batch)
+    counts: Counter[tuple[int, date, str]] = Counter()
+    for site_id, site_batches in by_site.items():
+        stored_pks = _site_batches_process(site_id, site_batches, counts)
+        if stored_pks:
+            transaction.on_commit(
+                lambda site_id=site_id, pks=stored_pks: events_cleaned.send(
+                    sender=Event, site_id=site_id, event_pks=pks
+                )
+            )
+    RawBatch.objects.filter(pk__in=[b.pk for b in batches]).update(processed_at=timezone.now())
+    daily_counts_add(counts)
+    for (_, _, outcome), n in counts.items():
+        result.outcomes[outcome] += n
+    return result
+
+
+def _site_batches_process(site_id: int, batches: list[RawBatch],
+                          counts: Counter[tuple[int, date, str]]) -> list[int]:
+    settings = tracking_settings
+    candidates: list[pipeline.Candidate] = []
+    day_of: dict[int, date] = {}
+    for batch in batches:
+        day = batch.received_at.astimezone(UTC).date()
+        day_of[batch.pk] = day
+        counts[(site_id, day, "accepted")] += batch.n_events
+        for reason, n in (batch.rejected or {}).items():
+            counts[(site_id, day, f"rejected_{reason}")] += n
+        bot = batch.source == RawBatch.Source.BROWSER and is_crawler(batch.user_agent)
+        for event in orjson.loads(batch.events):
+            candidates.append(pipeline.Candidate(
+                event=event, batch_id=batch.pk, source=batch.source, ts=event["ts"],
+                subject=event["subject"], drop="bot_user_agent" if bot else None,
+            ))
+    if not candidates:
+        return []
+
+    live = [c for c in candidates if not c.drop]
+    stored_ids = _stored_event_ids(site_id, {c.event["event_id"] for c in live})
+    pipeline.mark_duplicates(candidates, stored_ids)
+    prior = _prior_events(site_id, [c for c in candidates if not c.drop], settings.SESSION_GAP)
+    pipeline.mark_rate_bots(candidates, prior, max_per_second=settings.BOT_MAX_EVENTS_PER_SECOND)
+    gap = settings.SESSION_GAP.total_seconds()
+    pipeline.assign_sessions(candidates, prior, site_id=site_id, gap=gap)
+    pipeline.mark_noise(candidates, prior, min_engaged_ms=settings.NOISE_MIN_ENGAGED_MS)
+
+    kept = [c for c in candidates if not c.drop]
+    inserted_ids, pks = _events_insert(site_id, kept)
+    for cand in candidates:
+        if cand.drop is None and cand.event["event_id"] not in inserted_ids:
+            cand.drop = "duplicate"  # stored meanwhile by a concurrent drain
+        counts[(site_id, day_of[cand.batch_id], cand.drop or "stored")] += 1
+    return pks
+
+
+@lru_cache(maxsize=4096)
+def is_crawler(user_agent: str) -> bool:
+    """True for a user agent that a maintained crawler list (CrawlerDetect) recognises."""
+    if not user_agent:
+        return False
+    return bool(_crawler_detect().isCrawler(user_agent))
+
+
+@lru_cache(maxsize=1)
+def _crawler_detect() -> CrawlerDetect:
+    return CrawlerDetect()
+
+
+def _stored_event_ids(site_id: int, event_ids: set[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    found = Event.objects.filter(
+        site_id=site_id, item_index=0, event_id__in=[uuid.UUID(e) for e in event_ids]
+    ).values_list("event_id", flat=True)
+    return {str(event_id) for event_id in found}
+
+
+def _prior_events(site_id: int, candidates: list[pipeline.Candidate],
+                  gap: timedelta) -> list[pipeline.PriorEvent]:
+    """Stored events of these subjects near the new ones (for sessions and rates)."""
+    if not candidates:
+        return []
+    subjects = {c.subject for c in candidates}
+    low = datetime.fromtimestamp(min(c.ts for c in candidates), tz=UTC) - gap
+    high = datetime.fromtimestamp(max(c.ts for c in candidates), tz=UTC) + gap
+    rows = (
+        Event.objects.filter(site_id=site_id, subject__in=subjects, item_index=0,
+                             ts__gte=low, ts__lte=high)
+        .values_list("subject", "ts", "session")
+    )
+    return [pipeline.PriorEvent(subject, ts.timestamp(), session) for subject, ts, session in rows]
+
+
+# The columns written for each row, in order; the insert is one statement per chunk.
+_COLUMNS = ("site_id", "event_id", "item_index", "subject", "user_subject", "session", "name",
+            "item_id", "ts", "value", "currency", "quantity", "engaged_ms", "scroll_pct",
+            "rec_token", "source", "context")
+
+
+def _event_rows(site_id: int, cand: pipeline.Candidate) -> Iterable[tuple[Any, ...]]:
+    event = cand.event
+    params: dict[str, Any] = dict(event["params"])
+    engaged_ms = params.pop("engaged_ms", None)
+    scroll_pct = params.pop("scroll_pct", None)
+    rec_token = params.pop("rec_token", None) or ""
+    event_value = params.pop("value", None)
+    currency = params.pop("currency", None) or ""
+    context: dict[str, Any] = dict(event["context"])
+    if event.get("page"):
+        context["page"] = event["page"]
+    if event.get("session_id"):
+        context["client_session"] = event["session_id"]
+    if params:
+        context["params"] = params
+    ts = datetime.fromtimestamp(event["ts"], tz=UTC)
+    tail = (cand.subject, event["user_subject"], cand.session, event["name"])
+    items = event["items"] or [None]
+    for index, item in enumerate(items):
+        if item is None:
+            item_id, value, quantity, row_context = "", event_value, None, context
+        else:
+            item_id = item["item_id"]
+            quantity = item.get("quantity")
+            price = item.get("price")
+            if len(items) == 1 and event_value is not None:
+                value = event_value
+            elif price is not None:
+                value = price * (quantity if quantity is not None else 1)
+            else:
+                value = None
+            extra = {k: v for k, v in item.items() if k not in ("item_id", "quantity")}
+            row_context = {**context, "item": extra} if extra else context
+        yield (site_id, event["event_id"], index, *tail, item_id, ts, value, currency, quantity, engaged_ms,
+               scroll_pct, rec_token, cand.source, orjson.dumps(row_context).decode())
+
+
+def _events_insert(site_id: int, kept: list[pipeline.Candidate],
+                   chunk_rows: int = 1000) -> tuple[set[str], list[int]]:
+    """Insert the rows of these events, skipping conflicts; return what was really inserted."""
+    rows = [row for cand in kept for row in _event_rows(site_id, cand)]
+    if not rows:
+        return set(), []
+    table = connection.ops.quote_name(Event._meta.db_table)
+    columns = ", ".join(_COLUMNS)
+    placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    if connection.vendor == "postgresql":
+        placeholder = placeholder.replace("%s)", "%s::jsonb)")  # the context column
+    inserted: set[str] = set()
+    pks: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk_rows):
+            chunk = rows[start:start + chunk_rows]
+            sql = (
+                f"INSERT INTO {table} ({columns}) VALUES "
+                + ", ".join([placeholder] * len(chunk))
+                + " ON CONFLICT (site_id, event_id, item_index) DO NOTHING"
+                " RETURNING id, event_id, item_index"
+            )
+            params = [_db_value(v) for row in chunk for v in row]
+            cursor.execute(sql, params)
+            for pk, event_id, item_index in cursor.fetchall():
+                pks.append(pk)
+                if item_index == 0:
+                    inserted.add(str(uuid.UUID(str(event_id))))
+    return inserted, pks
+
+
+def _db_value(value: Any) -> Any:
+    if connection.vendor == "sqlite":
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        if isinstance(value, str) and len(value) == 36 and value.count("-") == 4:
+            return value.replace("-", "")  # Django keeps UUIDs as 32 hex chars on SQLite
+    return value
+
+
+def daily_counts_add(counts: Counter[tuple[int, date, str]]) -> None:
+    """Add these counts to DailyCount, one upsert for all of them."""
+    if not counts:
+        return
+    table = connection.ops.quote_name(DailyCount._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(counts))
+    params: list[Any] = []
+    for (site_id, day, outcome), n in sorted(counts.items()):
+        params.extend([site_id, day, outcome, n])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (site_id, day, outcome, count) VALUES {values} "
+            f"ON CONFLICT (site_id, day, outcome) DO UPDATE SET count = {table}.count + "
+            "excluded.count",
+            params,
+        )
+
+
+def outbox_sweep() -> int:
+    """Re-enqueue a drain when batches wait too long; purge old processed batches."""
+    from tracking.services import outbox_pending_clear, outbox_signal
+
+    now = timezone.now()
+    stale = RawBatch.objects.filter(
+        processed_at__isnull=True,
+        received_at__lt=now - timedelta(seconds=tracking_settings.SWEEP_AFTER_SECONDS),
+    ).count()
+    if stale:
+        logger.warning("outbox sweeper: %d raw batches waited too long; re-enqueuing", stale)
+        outbox_pending_clear()
+        outbox_signal()
+    RawBatch.objects.filter(
+        processed_at__lt=now - timedelta(hours=tracking_settings.RAW_RETENTION_HOURS)
+    ).delete()
+    return stale

@@ -1,0 +1,270 @@
+"""Writes of the tracking app: sites, consent receipts, and accepting event batches."""
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from tracking.conf import tracking_settings
+from tracking.errors import EnvelopeInvalid, NoConsent, PayloadTooLarge
+from tracking.models import ConsentReceipt, ConsentRecord, RawBatch, Site
+from tracking.validation import (
+    Invalid,
+    Rejection,
+    TimeWindow,
+    clean_event,
+    clean_id,
+    clean_text,
+    clean_user_id,
+    clock_offset,
+    parse_timestamp,
+)
+
+# --- sites ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteCreated:
+    site: Site
+    secret_key: str  # shown once: only its hash is stored
+
+
+def secret_key_hash(secret_key: str) -> str:
+    # Secret keys are 256 random bits: a plain SHA-256 cannot be brute-forced,
+    # and it keeps the per-request lookup to one indexed query.
+    return hashlib.sha256(secret_key.encode()).hexdigest()
+
+
+def site_create(*, name: str, origins: list[str], retention_days: int = 395,
+                require_consent: bool = True) -> SiteCreated:
+    """Create a site with fresh keys; the secret key is returned once and never stored."""
+    secret_key = "sk_live_" + secrets.token_urlsafe(32)
+    site = Site.objects.create(
+        name=name,
+        public_key="pk_live_" + secrets.token_hex(12),
+        secret_key_hash=secret_key_hash(secret_key),
+        secret_key_hint=secret_key[:12],
+        subject_salt=secrets.token_hex(32),
+        allowed_origins=[origin.rstrip("/") for origin in origins],
+        retention_days=retention_days,
+        require_consent=require_consent,
+    )
+    return SiteCreated(site=site, secret_key=secret_key)
+
+
+def site_rotate_secret(*, site: Site) -> str:
+    """Give the site a new secret key (returned once); the old one stops working."""
+    secret_key = "sk_live_" + secrets.token_urlsafe(32)
+    site.secret_key_hash = secret_key_hash(secret_key)
+    site.secret_key_hint = secret_key[:12]
+    site.save(update_fields=["secret_key_hash", "secret_key_hint"])
+    return secret_key
+
+
+def subject_hash(*, site: Site, kind: str, raw_id: str) -> str:
+    """The pseudonymous subject id: a keyed hash of an anon id ('a') or user id ('u')."""
+    digest = hmac.new(site.subject_salt.encode(), f"{kind}:{raw_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
+
+
+# --- consent ----------------------------------------------------------------
+
+CONSENT_PURPOSES = ("analytics", "personalization")
+
+
+@transaction.atomic
+def consent_record(*, site: Site, payload: dict[str, Any]) -> ConsentReceipt:
+    """Append a consent receipt and make it the subject's current state."""
+    known = {"site", "anon_id", "user_id", "purposes", "banner_version", "source", "ts"}
+    unknown = set(payload) - known
+    if unknown:
+        raise EnvelopeInvalid(sorted(unknown)[0][:64], "is not a consent field")
+    try:
+        anon_id = payload.get("anon_id")
+        anon_id = None if anon_id is None else clean_id(anon_id, "anon_id")
+        user_id = clean_user_id(payload.get("user_id"), "user_id")
+        if anon_id is None and user_id is None:
+            raise Invalid("anon_id", "is required unless a user_id is given")
+        purposes = payload.get("purposes")
+        if not isinstance(purposes, dict):
+            raise Invalid("purposes", 'must be an object such as {"analytics": true}')
+        for key, value in purposes.items():
+            if key == "necessary":
+                continue
+            if key not in CONSENT_PURPOSES:
+                raise Invalid(f"purposes.{key[:64]}", "is not a purpose (analytics, "
+                              "personalization, necessary)")
+            if not isinstance(value, bool):
+                raise Invalid(f"purposes.{key}", "must be true or false")
+        source = payload.get("source", "banner")
+        if source not in ConsentReceipt.Source.values:
+            raise Invalid("source", "must be banner, gpc or api")
+        chosen = {purpose: purposes.get(purpose, False) for purpose in CONSENT_PURPOSES}
+        if source == ConsentReceipt.Source.GPC and any(chosen.values()):
+            raise Invalid("purposes", "a Global Privacy Control signal grants no purpose")
+        banner_version = clean_text(payload.get("banner_version", ""), "banner_version",
+                                    max_len=64)
+        client_ts = None if payload.get("ts") is None else parse_timestamp(payload["ts"], "ts")
+    except Invalid as error:
+        raise EnvelopeInvalid(error.field, error.detail) from None
+
+    subject = subject_hash(site=site, kind="a" if anon_id else "u", raw_id=anon_id or user_id)
+    user_subject = None if user_id is None else subject_hash(site=site, kind="u", raw_id=user_id)
+    receipt = ConsentReceipt.objects.create(
+        site=site, subject=subject, user_subject=user_subject, banner_version=banner_version,
+        source=source, client_ts=client_ts, **chosen,
+    )
+    for who in {subject, user_subject} - {None}:
+        ConsentRecord.objects.update_or_create(
+            site=site, subject=who,
+            defaults={"receipt": receipt, "updated_at": receipt.recorded_at, **chosen},
+        )
+    return receipt
+
+
+def consent_analytics_granted(*, site: Site, subjects: set[str]) -> set[str]:
+    """Which of these subjects currently consent to analytics."""
+    if not subjects:
+        return set()
+    return set(
+        ConsentRecord.objects.filter(site=site, subject__in=subjects, analytics=True)
+        .values_list("subject", flat=True)
+    )
+
+
+# --- event batches ----------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    accepted: int
+    rejected: list[Rejection] = field(default_factory=list)
+    batch_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "rejected": [r.as_dict() for r in self.rejected]}
+
+
+def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: datetime,
+                       source: str, user_agent: str = "") -> IngestResult:
+    """Validate a batch, check consent, store the accepted events in ONE insert, signal.
+
+    Raises EnvelopeInvalid (400), PayloadTooLarge (413) or NoConsent (403)
+    when the batch as a whole cannot be taken; otherwise each bad event is
+    listed by index and reason and the good ones are stored.
+    """
+    events = payload.get("events")
+    if not isinstance(events, list) or not events:
+        raise EnvelopeInvalid("events", "must be a non-empty array of events")
+    if len(events) > tracking_settings.MAX_EVENTS:
+        raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is "
+                              f"{tracking_settings.MAX_EVENTS}")
+    unknown = set(payload) - {"site", "sent_at", "events"}
+    if unknown:
+        raise EnvelopeInvalid(sorted(unknown)[0][:64], "is not an envelope field (site, "
+                              "sent_at, events)")
+    sent_at = None
+    if payload.get("sent_at") is not None:
+        try:
+            sent_at = parse_timestamp(payload["sent_at"], "sent_at")
+        except Invalid as error:
+            raise EnvelopeInvalid(error.field, error.detail) from None
+    window = TimeWindow(
+        received_at=received_at, sent_at=sent_at,
+        max_future=tracking_settings.MAX_FUTURE, max_age=tracking_settings.MAX_AGE,
+        max_skew=tracking_settings.MAX_CLOCK_SKEW,
+    )
+    cleaned, rejected = events_clean(site=site, events=events, window=window)
+
+    if site.require_consent and cleaned:
+        granted = consent_analytics_granted(site=site, subjects={e["subject"] for _, e in cleaned})
+        kept = []
+        for index, event in cleaned:
+            if event["subject"] in granted:
+                kept.append((index, event))
+            else:
+                rejected.append(Rejection(index, "no_consent", "anon_id",
+                                          "this visitor has not consented to analytics"))
+        cleaned = kept
+        if not cleaned and all(r.reason == "no_consent" for r in rejected):
+            raise NoConsent("no event of this batch has consent for analytics")
+    rejected.sort(key=lambda r: r.index)
+
+    blobs = []
+    max_bytes = tracking_settings.MAX_EVENT_BYTES
+    for index, event in cleaned:
+        blob = orjson.dumps(event)
+        if len(blob) > max_bytes:
+            rejected.append(Rejection(index, "too_large", "event",
+                                      f"{len(blob)} bytes once validated; the limit is "
+                                      f"{max_bytes}"))
+        else:
+            blobs.append(blob)
+    result = IngestResult(accepted=len(blobs), rejected=sorted(rejected, key=lambda r: r.index))
+    if not blobs and not rejected:
+        return result
+    batch = RawBatch.objects.create(
+        site=site, source=source, received_at=received_at, sent_at=sent_at,
+        user_agent=user_agent[:512], events=(b"[" + b",".join(blobs) + b"]").decode(),
+        n_events=len(blobs), rejected=dict(Counter(r.reason for r in rejected)),
+    )
+    result.batch_id = batch.pk
+    outbox_signal()
+    return result
+
+
+def events_clean(*, site: Site, events: list[Any], window: TimeWindow
+                 ) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
+    """Validate each event and replace its raw ids with pseudonymous subject ids."""
+    offset = clock_offset(window)
+    cleaned: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(events):
+        try:
+            event = clean_event(raw, window, offset)
+        except Invalid as error:
+            rejected.append(Rejection(index, error.reason, error.field, error.detail))
+            continue
+        anon_id, user_id = event.pop("anon_id"), event.pop("user_id")
+        user_subject = None if user_id is None else subject_hash(site=site, kind="u",
+                                                                  raw_id=user_id)
+        event["subject"] = (subject_hash(site=site, kind="a", raw_id=anon_id)
+                            if anon_id is not None else user_subject)
+        event["user_subject"] = user_subject
+        cleaned.append((index, event))
+    return cleaned, rejected
+
+
+# --- the outbox -------------------------------------------------------------
+
+PENDING_FLAG = "tracking:outbox-pending"
+
+
+def outbox_signal() -> None:
+    """Make sure a drain is on its way, enqueuing at most one while one is pending.
+
+    The drain clears the flag before it looks for work, so a batch stored after
+    that look sets the flag again and enqueues the next drain; a lost message
+    only delays work until the flag expires and the sweeper finds the batch.
+    """
+    if cache.add(PENDING_FLAG, time.time(), timeout=60):
+        from tracking.tasks import process_outbox  # tasks call services, not the other way
+
+        transaction.on_commit(lambda: process_outbox.apply_async())
+
+
+def outbox_pending_clear() -> None:
+    cache.delete(PENDING_FLAG)
+
+
+def timestamp_now() -> datetime:
+    return timezone.now()

@@ -1,0 +1,19 @@
+"""Celery tasks of tracking: thin wrappers that call processing services."""
+
+from celery import shared_task
+
+from recsite.celery import Queue
+from tracking.processing import outbox_drain, outbox_sweep
+
+
+@shared_task(name="tracking.process_outbox", queue=Queue.INGEST, acks_late=True,
+             autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def process_outbox() -> int:
+    """Drain pending raw batches into Event; returns how many events were stored."""
+    return outbox_drain().stored
+
+
+@shared_task(name="tracking.sweep_outbox", queue=Queue.INGEST, acks_late=True)
+def sweep_outbox() -> int:
+    """Re-enqueue work for batches left unprocessed; returns how many were waiting."""
+    return outbox_sweep()

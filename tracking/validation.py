@@ -1,0 +1,338 @@
+"""Validation of the wire format: one envelope, each event on its own.
+
+Pure functions, no ORM: they take parsed JSON and return clean values or say
+precisely what is wrong and where. The collect view rejects a bad envelope
+whole (400) and a bad event alone (listed in the 202 answer by index).
+"""
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+MAX_ID = 200
+MAX_TEXT = 1024
+MAX_URL = 2048
+MAX_ITEMS = 200
+MAX_PARAMS = 50
+MAX_CONTEXT = 30
+MAX_ITEM_KEYS = 30
+MAX_LIST = 50
+MAX_ENGAGED_MS = 24 * 3600 * 1000
+
+# user_id values that a buggy snippet sends for "nobody": never an identity.
+JUNK_IDS = frozenset(
+    {"", "null", "undefined", "none", "nil", "0", "anonymous", "guest", "[object object]",
+     "nan", "true", "false", "-1"}
+)
+
+# Event params with a meaning and a type of their own.
+NUMERIC_PARAMS = ("value",)
+
+
+class Invalid(Exception):
+    """A value is wrong: ``field`` says where (a dotted path), ``detail`` what."""
+
+    def __init__(self, field: str, detail: str, reason: str = "invalid") -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason: str
+    field: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "reason": self.reason, "field": self.field,
+                "detail": self.detail}
+
+
+# --- scalars ----------------------------------------------------------------
+
+
+def clean_text(value: Any, field: str, *, max_len: int = MAX_TEXT, allow_empty: bool = True) -> str:
+    if not isinstance(value, str):
+        raise Invalid(field, f"must be a string, not {json_type(value)}")
+    if len(value) > max_len:
+        raise Invalid(field, f"is {len(value)} characters long; the limit is {max_len}")
+    if "\x00" in value:
+        raise Invalid(field, "contains a NUL character (\\u0000)")
+    if not allow_empty and not value.strip():
+        raise Invalid(field, "must not be empty")
+    return value
+
+
+def clean_id(value: Any, field: str, *, max_len: int = MAX_ID) -> str:
+    """An identifier: a non-empty string, or an integer (dataLayer ids often are)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return clean_text(value, field, max_len=max_len, allow_empty=False)
+
+
+def clean_number(value: Any, field: str, *, minimum: float | None = None,
+                 maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(field, f"must be a number, not {json_type(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Invalid(field, "must be a finite number")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise Invalid(field, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def clean_int(value: Any, field: str, *, minimum: int, maximum: int) -> int:
+    number = clean_number(value, field, minimum=minimum, maximum=maximum)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise Invalid(field, f"must be a whole number, got {number}")
+        number = int(number)
+    return number
+
+
+def clean_uuid(value: Any, field: str) -> str:
+    if not isinstance(value, str) or len(value) > 40:
+        raise Invalid(field, "must be a UUID string, e.g. 4b0c3f9e-...")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise Invalid(field, f"is not a UUID: {value[:40]!r}") from None
+
+
+def parse_timestamp(value: Any, field: str) -> datetime:
+    """An ISO 8601 time with a zone (``Z`` or an offset), or epoch milliseconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or not 0 <= value < 1e14:
+            raise Invalid(field, "epoch milliseconds out of range")
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if not isinstance(value, str) or len(value) > 40:
+        raise Invalid(field, "must be an ISO 8601 time such as 2026-11-22T10:00:01.900Z")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(field, f"is not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise Invalid(field, "needs a time zone, e.g. a trailing Z for UTC")
+    return parsed.astimezone(UTC)
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def clean_free_value(value: Any, field: str, depth: int = 0) -> Any:
+    """A free-form param: scalars, or small lists/objects of scalars (two levels at most)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return clean_number(value, field)
+    if isinstance(value, str):
+        return clean_text(value, field)
+    if depth >= 2:
+        raise Invalid(field, "is nested too deeply (free-form values allow two levels)")
+    if isinstance(value, list):
+        if len(value) > MAX_LIST:
+            raise Invalid(field, f"has {len(value)} entries; the limit is {MAX_LIST}")
+        return [clean_free_value(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return clean_free_object(value, field, max_keys=MAX_LIST, depth=depth + 1)
+    raise Invalid(field, f"has an unsupported type {json_type(value)}")
+
+
+def clean_free_object(value: Any, field: str, *, max_keys: int, depth: int = 0) -> dict:
+    if not isinstance(value, dict):
+        raise Invalid(field, f"must be an object, not {json_type(value)}")
+    if len(value) > max_keys:
+        raise Invalid(field, f"has {len(value)} keys; the limit is {max_keys}")
+    clean: dict[str, Any] = {}
+    for key, item in value.items():
+        if not KEY_RE.match(key):
+            raise Invalid(f"{field}.{key[:64]}", "is not a valid key (letters, digits, _ . -)")
+        clean[key] = clean_free_value(item, f"{field}.{key}", depth)
+    return clean
+
+
+# --- the event --------------------------------------------------------------
+
+
+def clean_user_id(value: Any, field: str) -> str | None:
+    """The site's user id, or None for the junk values snippets send for 'nobody'."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+            return None
+        value = str(int(value))
+    if isinstance(value, bool):
+        return None
+    user_id = clean_text(value, field, max_len=MAX_ID)
+    return None if user_id.strip().lower() in JUNK_IDS else user_id
+
+
+def clean_page(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid("page", f"must be an object, not {json_type(value)}")
+    page: dict[str, str] = {}
+    for key, limit in (("url", MAX_URL), ("referrer", MAX_URL), ("title", MAX_TEXT),
+                       ("path", MAX_URL)):
+        if value.get(key) is not None:
+            page[key] = clean_text(value[key], f"page.{key}", max_len=limit)
+    unknown = set(value) - {"url", "referrer", "title", "path"}
+    if unknown:
+        raise Invalid(f"page.{sorted(unknown)[0][:64]}", "is not a page field (url, referrer, "
+                      "title, path)")
+    return page
+
+
+def clean_item(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(field, f"must be an object, not {json_type(value)}")
+    if "item_id" not in value:
+        raise Invalid(f"{field}.item_id", "is required")
+    item = clean_free_object(value, field, max_keys=MAX_ITEM_KEYS, depth=1)
+    item["item_id"] = clean_id(value["item_id"], f"{field}.item_id", max_len=100)
+    if value.get("price") is not None:
+        item["price"] = clean_number(value["price"], f"{field}.price", minimum=-1e12,
+                                     maximum=1e12)
+    if value.get("quantity") is not None:
+        item["quantity"] = clean_int(value["quantity"], f"{field}.quantity",
+                                     minimum=-1_000_000, maximum=1_000_000)
+    return item
+
+
+def clean_params(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    params = clean_free_object(value, "params", max_keys=MAX_PARAMS)
+    if params.get("engaged_ms") is not None:
+        params["engaged_ms"] = clean_int(params["engaged_ms"], "params.engaged_ms",
+                                         minimum=0, maximum=MAX_ENGAGED_MS)
+    if params.get("scroll_pct") is not None:
+        params["scroll_pct"] = clean_int(params["scroll_pct"], "params.scroll_pct",
+                                         minimum=0, maximum=100)
+    if params.get("rec_token") is not None:
+        clean_text(params["rec_token"], "params.rec_token", max_len=MAX_TEXT)
+    if params.get("value") is not None:
+        params["value"] = clean_number(params["value"], "params.value", minimum=-1e12,
+                                       maximum=1e12)
+    if params.get("currency") is not None:
+        currency = clean_text(params["currency"], "params.currency", max_len=3)
+        if not re.fullmatch(r"[A-Za-z]{3}", currency):
+            raise Invalid("params.currency", "must be a 3-letter ISO 4217 code such as EUR")
+        params["currency"] = currency.upper()
+    return params
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The acceptable range of skew-corrected event times, or None for no bound."""
+
+    received_at: datetime
+    sent_at: datetime | None
+    max_future: timedelta | None
+    max_age: timedelta | None
+    max_skew: timedelta
+
+
+def clock_offset(window: TimeWindow) -> timedelta:
+    """The correction to add to client times: received_at - sent_at, bounded."""
+    if window.sent_at is None:
+        return timedelta(0)
+    offset = window.received_at - window.sent_at
+    return max(-window.max_skew, min(window.max_skew, offset))
+
+
+def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, Any]:
+    """A validated event in the stored form; raises Invalid naming the field."""
+    if not isinstance(value, dict):
+        raise Invalid("event", f"must be an object, not {json_type(value)}")
+    known = {"event_id", "name", "ts", "anon_id", "user_id", "session_id", "page", "context",
+             "items", "params"}
+    unknown = set(value) - known
+    if unknown:
+        raise Invalid(sorted(unknown)[0][:64], "is not an event field; put custom values in "
+                      "params")
+    for required in ("event_id", "name", "ts"):
+        if required not in value:
+            raise Invalid(required, "is required")
+    event_id = clean_uuid(value["event_id"], "event_id")
+    name = value["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise Invalid("name", "must match ^[a-z][a-z0-9_]{0,39}$ (GA4 style, e.g. view_item)")
+    ts = parse_timestamp(value["ts"], "ts") + offset
+    if window.max_future is not None and ts > window.received_at + window.max_future:
+        raise Invalid("ts", f"lies {(ts - window.received_at)} in the future after clock-skew "
+                      "correction")
+    if window.max_age is not None and ts < window.received_at - window.max_age:
+        raise Invalid("ts", f"is older than the {window.max_age.days}-day limit")
+    anon_id = value.get("anon_id")
+    if anon_id is not None:
+        anon_id = clean_id(anon_id, "anon_id")
+    user_id = clean_user_id(value.get("user_id"), "user_id")
+    if anon_id is None and user_id is None:
+        raise Invalid("anon_id", "is required unless a user_id is given")
+    session_id = value.get("session_id")
+    if session_id is not None:
+        session_id = clean_id(session_id, "session_id", max_len=100)
+    items_in = value.get("items")
+    items: list[dict[str, Any]] = []
+    if items_in is not None:
+        if not isinstance(items_in, list):
+            raise Invalid("items", f"must be an array, not {json_type(items_in)}")
+        if len(items_in) > MAX_ITEMS:
+            raise Invalid("items", f"has {len(items_in)} entries; the limit is {MAX_ITEMS}")
+        items = [clean_item(item, f"items[{i}]") for i, item in enumerate(items_in)]
+    context = value.get("context")
+    context = {} if context is None else clean_free_object(context, "context",
+                                                           max_keys=MAX_CONTEXT)
+    return {
+        "event_id": event_id,
+        "name": name,
+        # Stored as a float epoch: exact enough (microseconds) and cheap to read back.
+        "ts": min(ts, window.received_at).timestamp() if window.max_future is not None
+        else ts.timestamp(),
+        "anon_id": anon_id,
+        "user_id": user_id,
+        "session_id": session_id,
+        "page": clean_page(value.get("page")),
+        "context": context,
+        "items": items,
+        "params": clean_params(value.get("params")),
+    }
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """True when ``value`` nests deeper than ``limit`` (iterative: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in node)
+    return False
