@@ -60,6 +60,9 @@ class ConsentReceipt(models.Model):
     class Meta:
         ordering = ["-recorded_at"]
 
+    def __str__(self) -> str:
+        return f"receipt {self.receipt_id} ({self.source}, {self.recorded_at:%Y-%m-%d %H:%M})"
+
 
 class ConsentRecord(models.Model):
     """The current consent state of one subject of one site (the latest receipt)."""
@@ -75,6 +78,10 @@ class ConsentRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["site", "subject"], name="consent_one_per_subject")
         ]
+
+    def __str__(self) -> str:
+        granted = [p for p in ("analytics", "personalization") if getattr(self, p)]
+        return f"{self.subject}: {', '.join(granted) or 'nothing'}"
 
 
 class RawBatch(models.Model):
@@ -105,6 +112,9 @@ class RawBatch(models.Model):
             ),
             models.Index(fields=["processed_at"], name="rawbatch_processed_at"),
         ]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.n_events} events, {self.source})"
 
 
 class Event(models.Model):
@@ -168,6 +178,9 @@ class DailyCount(models.Model):
             models.UniqueConstraint(fields=["site", "day", "outcome"], name="dailycount_unique")
         ]
         ordering = ["-day", "outcome"]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.outcome}: {self.count}"
 
 
 class Item(models.Model):

@@ -199,8 +199,8 @@ def _event_rows(site_id: int, cand: pipeline.Candidate) -> Iterable[tuple[Any, .
                 value = None
             extra = {k: v for k, v in item.items() if k not in ("item_id", "quantity")}
             row_context = {**context, "item": extra} if extra else context
-        yield (site_id, event["event_id"], index, *tail, item_id, ts, value, currency, quantity, engaged_ms,
-               scroll_pct, rec_token, cand.source, orjson.dumps(row_context).decode())
+        yield (site_id, event["event_id"], index, *tail, item_id, ts, value, currency, quantity,
+               engaged_ms, scroll_pct, rec_token, cand.source, orjson.dumps(row_context).decode())
 
 
 def _events_insert(site_id: int, kept: list[pipeline.Candidate],

@@ -1,0 +1,181 @@
+"""Start throwaway PostgreSQL and Redis servers on free loopback ports.
+
+Used by the test command and the benchmarks. Binaries come from the machine;
+when one is missing and we run as root, Debian's package is installed with
+apt-get, otherwise the error says what to install. Servers live in a temporary
+directory and are stopped (and the directory removed) on exit.
+"""
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0:
+        raise ServiceError(
+            f"{' and '.join(packages)} not found. Install with: sudo apt-get install -y "
+            f"{' '.join(packages)}   (then run this command again)"
+        )
+    print(f"installing {' '.join(packages)} with apt-get ...", file=sys.stderr, flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def postgres_bin_dir() -> Path:
+    def found() -> list[str]:
+        return sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                      key=lambda p: int(p.split("/")[4]))
+
+    if not found():
+        _apt_install("postgresql")
+    candidates = found()
+    if not candidates:
+        raise ServiceError("PostgreSQL's initdb is still missing after installing postgresql")
+    return Path(candidates[-1]).parent
+
+
+def redis_server_bin() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        _apt_install("redis-server")
+        path = shutil.which("redis-server")
+    if path is None:
+        raise ServiceError("redis-server is still missing after installing redis-server")
+    return path
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"{name} exited with code {proc.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f} s")
+
+
+def _run_as_postgres() -> tuple[list[str], int | None, int | None]:
+    """PostgreSQL refuses to run as root: use the 'postgres' account then."""
+    if os.geteuid() != 0:
+        return [], None, None
+    try:
+        account = pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "postgres"], check=True)
+        account = pwd.getpwnam("postgres")
+    return [], account.pw_uid, account.pw_gid
+
+
+@contextlib.contextmanager
+def postgres(workdir: Path, *, durable: bool = False) -> Iterator[str]:
+    """A PostgreSQL server; yields its URL. ``durable=False`` turns fsync off (tests)."""
+    bindir = postgres_bin_dir()
+    _, uid, gid = _run_as_postgres()
+    data = workdir / "pg"
+    data.mkdir(parents=True)
+    if uid is not None:
+        os.chown(workdir, uid, gid)
+        os.chown(data, uid, gid)
+
+    def demote() -> None:
+        if uid is not None:
+            os.setgid(gid)
+            os.setuid(uid)
+
+    subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, stdout=subprocess.DEVNULL,
+                   preexec_fn=demote)
+    port = free_port()
+    options = ["-c", "listen_addresses=127.0.0.1", "-p", str(port), "-k", str(workdir),
+               "-c", "max_connections=200", "-c", "shared_buffers=256MB"]
+    if not durable:
+        options += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off"]
+    log = open(workdir / "postgres.log", "wb")  # noqa: SIM115  closed below
+    proc = subprocess.Popen([str(bindir / "postgres"), "-D", str(data), *options],
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=demote)
+    try:
+        _wait_for_port(port, proc, "postgres")
+        url = f"postgres://postgres@127.0.0.1:{port}/recsite"
+        _create_database(port)
+        yield url
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+def _create_database(port: int) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+                                 autocommit=True) as conn:
+                conn.execute("CREATE DATABASE recsite")
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def redis(workdir: Path) -> Iterator[str]:
+    """A Redis server without persistence; yields its URL."""
+    port = free_port()
+    log = open(workdir / "redis.log", "wb")  # noqa: SIM115  closed below
+    proc = subprocess.Popen(
+        [redis_server_bin(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_port(port, proc, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def running(*, durable: bool = False) -> Iterator[dict[str, str]]:
+    """PostgreSQL and Redis together; yields the environment that points at them."""
+    workdir = Path(tempfile.mkdtemp(prefix="recsite-services-"))
+    os.chmod(workdir, 0o755)
+    try:
+        with postgres(workdir, durable=durable) as database_url, redis(workdir) as redis_url:
+            yield {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,39 @@
+"""The whole test suite: lint, import contracts, then pytest on real PostgreSQL and Redis."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devtools import services
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def step(title: str, command: list[str], env: dict[str, str] | None = None) -> None:
+    print(f"\n== {title}: {' '.join(command)}", flush=True)
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=ROOT, env=env)
+    if result.returncode != 0:
+        print(f"== {title} failed (exit {result.returncode})", flush=True)
+        sys.exit(result.returncode)
+    print(f"== {title} passed in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    step("lint", [str(BIN / "ruff"), "check", "."])
+    step("import contracts", [str(BIN / "lint-imports"), "--no-cache"])
+    try:
+        with services.running() as service_env:
+            print(f"\n== services: {service_env['DATABASE_URL']} {service_env['REDIS_URL']}")
+            env = {**os.environ, **service_env, "PYTHONUNBUFFERED": "1"}
+            step("tests", [str(BIN / "pytest"), *argv], env=env)
+    except services.ServiceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
