@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from tracking import serializers as s
 from tracking.authentication import origin_check, site_for_public_key, site_for_secret_key
+from tracking.errors import Malformed
 from tracking.models import RawBatch, Site
 from tracking.parsers import BoundedJSONParser, PlainTextJSONParser
 from tracking.services import consent_record, event_batch_ingest
@@ -36,8 +37,14 @@ class _SiteApi(APIView):
         if not throttle.allow_request(request, self):
             raise Throttled(wait=throttle.wait())
 
+    def payload(self, request: Request) -> dict:
+        """The parsed JSON object; DRF gives {} for an empty body, which is an error here."""
+        if not request.data:
+            raise Malformed("the request body is empty; send a JSON object")
+        return request.data
+
     def public_site(self, request: Request) -> Site:
-        site = site_for_public_key(request.data.get("site"))
+        site = site_for_public_key(self.payload(request).get("site"))
         origin_check(site, request)
         self.site_throttle(request, site)
         return site
@@ -70,7 +77,7 @@ class ServerEventsApi(_SiteApi):
         site = site_for_secret_key(request)
         self.site_throttle(request, site)
         result = event_batch_ingest(
-            site=site, payload=request.data, received_at=received_at,
+            site=site, payload=self.payload(request), received_at=received_at,
             source=RawBatch.Source.SERVER, user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
         return Response(result.as_dict(), status=202)
