@@ -4,6 +4,7 @@ import enum
 import os
 
 from celery import Celery
+from kombu import Queue as KombuQueue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
 
@@ -18,7 +19,7 @@ class Queue(enum.StrEnum):
 app = Celery("recsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = Queue.DEFAULT
-app.conf.task_queues = None  # declared on first use, per name above
+app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in Queue]
 app.autodiscover_tasks()
 
 # Periodic work, each entry with an expiry so a backlog of beats never piles up.

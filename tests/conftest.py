@@ -83,10 +83,22 @@ class BrowserApi:
         return self.post("/api/v1/consent", body)
 
 
+def cache_clear() -> None:
+    """Empty the cache but not the Redis database: Celery's queues live there too."""
+    client = getattr(cache, "_cache", None)
+    if hasattr(client, "get_client"):
+        redis = client.get_client(write=True)
+        keys = list(redis.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            redis.delete(*keys)
+    else:
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(request) -> Iterator[None]:
     """Fresh cache (throttle counters, flags) and eager tasks unless a test wants the worker."""
-    cache.clear()
+    cache_clear()
     site_cache_clear()
     eager = request.node.get_closest_marker("worker") is None
     before = celery_app.conf.task_always_eager
