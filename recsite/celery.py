@@ -20,6 +20,7 @@ app = Celery("recsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = Queue.DEFAULT
 app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in Queue]
+app.conf.task_routes = {"tracking.*": {"queue": Queue.INGEST}}
 app.autodiscover_tasks()
 
 # Periodic work, each entry with an expiry so a backlog of beats never piles up.

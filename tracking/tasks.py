@@ -2,18 +2,17 @@
 
 from celery import shared_task
 
-from recsite.celery import Queue
 from tracking.processing import outbox_drain, outbox_sweep
 
 
-@shared_task(name="tracking.process_outbox", queue=Queue.INGEST, acks_late=True,
+@shared_task(name="tracking.process_outbox", acks_late=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def process_outbox() -> int:
     """Drain pending raw batches into Event; returns how many events were stored."""
     return outbox_drain().stored
 
 
-@shared_task(name="tracking.sweep_outbox", queue=Queue.INGEST, acks_late=True)
+@shared_task(name="tracking.sweep_outbox", acks_late=True)
 def sweep_outbox() -> int:
     """Re-enqueue work for batches left unprocessed; returns how many were waiting."""
     return outbox_sweep()
