@@ -30,4 +30,9 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
         "options": {"queue": Queue.INGEST, "expires": 25},
     },
+    "tracking-purge-retention": {
+        "task": "tracking.purge_retention",
+        "schedule": 3600.0,
+        "options": {"queue": Queue.DEFAULT, "expires": 3000},
+    },
 }

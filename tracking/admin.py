@@ -1,7 +1,6 @@
 """Admin for sites, consent, the outbox, events, daily counts and items."""
 
 from django.contrib import admin, messages
-from django.db.models import Sum
 from django.utils.html import format_html
 
 from tracking.models import ConsentReceipt, ConsentRecord, DailyCount, Event, Item, RawBatch, Site
@@ -92,16 +91,6 @@ class DailyCountAdmin(ReadOnlyAdmin):
     list_display = ("day", "site", "outcome", "count")
     list_filter = ("site", "outcome")
     date_hierarchy = "day"
-
-    def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
-        try:
-            queryset = response.context_data["cl"].queryset
-        except (AttributeError, KeyError):
-            return response
-        totals = queryset.values("outcome").annotate(total=Sum("count")).order_by("outcome")
-        response.context_data["outcome_totals"] = list(totals)
-        return response
 
 
 @admin.register(Item)

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from tracking.processing import outbox_drain, outbox_sweep
+from tracking.processing import outbox_drain, outbox_sweep, retention_purge
 
 
 @shared_task(name="tracking.process_outbox", acks_late=True,
@@ -16,3 +16,9 @@ def process_outbox() -> int:
 def sweep_outbox() -> int:
     """Re-enqueue work for batches left unprocessed; returns how many were waiting."""
     return outbox_sweep()
+
+
+@shared_task(name="tracking.purge_retention", acks_late=True)
+def purge_retention() -> int:
+    """Delete events past each site's retention; returns how many rows went."""
+    return retention_purge()

@@ -9,7 +9,7 @@ from django.db import connection
 from tests.conftest import iso, make_event
 from tracking import pipeline
 from tracking.models import DailyCount, Event, RawBatch
-from tracking.processing import outbox_drain, raw_batches_process
+from tracking.processing import outbox_drain, raw_batches_process, retention_purge
 from tracking.selectors import outcome_totals
 
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -204,3 +204,15 @@ def test_insert_uses_one_statement_per_chunk(consented_api, site, vendor,
     # then one more (empty) select; each transaction adds a savepoint and its release
     with django_assert_max_num_queries(11):
         assert outbox_drain().stored == 200
+
+
+def test_retention_purge_keeps_recent_events(consented_api, site):
+    site.retention_days = 10
+    site.save()
+    consented_api.collect([make_event(ts=at(3600), items=None)])
+    outbox_drain()
+    Event.objects.create(site=site, event_id=uuid.uuid4(), subject="old", session="s",
+                         name="page_view", ts=datetime.now(UTC) - timedelta(days=11),
+                         source="import")
+    assert retention_purge() == 1
+    assert Event.objects.count() == 1 and Event.objects.get().subject != "old"
