@@ -203,44 +203,74 @@ def _event_rows(site_id: int, cand: pipeline.Candidate) -> Iterable[tuple[Any, .
                engaged_ms, scroll_pct, rec_token, cand.source, orjson.dumps(row_context).decode())
 
 
-def _events_insert(site_id: int, kept: list[pipeline.Candidate],
-                   chunk_rows: int = 1000) -> tuple[set[str], list[int]]:
+def _events_insert(site_id: int, kept: list[pipeline.Candidate]
+                   ) -> tuple[set[str], list[int]]:
     """Insert the rows of these events, skipping conflicts; return what was really inserted."""
     rows = [row for cand in kept for row in _event_rows(site_id, cand)]
     if not rows:
         return set(), []
-    table = connection.ops.quote_name(Event._meta.db_table)
-    columns = ", ".join(_COLUMNS)
-    placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
     if connection.vendor == "postgresql":
-        placeholder = placeholder.replace("%s)", "%s::jsonb)")  # the context column
+        returned = _events_insert_postgresql(rows)
+    else:
+        returned = _events_insert_portable(rows)
     inserted: set[str] = set()
     pks: list[int] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk_rows):
-            chunk = rows[start:start + chunk_rows]
-            sql = (
-                f"INSERT INTO {table} ({columns}) VALUES "
-                + ", ".join([placeholder] * len(chunk))
-                + " ON CONFLICT (site_id, event_id, item_index) DO NOTHING"
-                " RETURNING id, event_id, item_index"
-            )
-            params = [_db_value(v) for row in chunk for v in row]
-            cursor.execute(sql, params)
-            for pk, event_id, item_index in cursor.fetchall():
-                pks.append(pk)
-                if item_index == 0:
-                    inserted.add(str(uuid.UUID(str(event_id))))
+    for pk, event_id, item_index in returned:
+        pks.append(pk)
+        if item_index == 0:
+            inserted.add(str(uuid.UUID(str(event_id))))
     return inserted, pks
 
 
-def _db_value(value: Any) -> Any:
-    if connection.vendor == "sqlite":
-        if isinstance(value, datetime):
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-        if isinstance(value, str) and len(value) == 36 and value.count("-") == 4:
-            return value.replace("-", "")  # Django keeps UUIDs as 32 hex chars on SQLite
-    return value
+# PostgreSQL: one statement whatever the row count, the rows passed as one array per
+# column (server-side binding: no SQL text to build or parse per row).
+_PG_TYPES = ("bigint", "uuid", "smallint", "text", "text", "text", "text", "text",
+             "timestamptz", "float8", "text", "integer", "integer", "smallint", "text", "text",
+             "text")
+
+
+def _events_insert_postgresql(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    table = connection.ops.quote_name(Event._meta.db_table)
+    arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_TYPES)
+    selected = ", ".join(_COLUMNS[:-1]) + ", context::jsonb"
+    sql = (
+        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {selected} "
+        f"FROM unnest({arrays}) AS t({', '.join(_COLUMNS)}) "
+        "ON CONFLICT (site_id, event_id, item_index) DO NOTHING "
+        "RETURNING id, event_id, item_index"
+    )
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:  # psycopg's own cursor: binds on the server
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        return cursor.fetchall()
+
+
+def _events_insert_portable(rows: list[tuple[Any, ...]], chunk_rows: int = 500
+                            ) -> list[tuple[Any, ...]]:
+    """Multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING (SQLite 3.35+)."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    placeholder = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    returned: list[tuple[Any, ...]] = []
+    ts_at = _COLUMNS.index("ts")
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), chunk_rows):
+            chunk = rows[start:start + chunk_rows]
+            params: list[Any] = []
+            for row in chunk:
+                row = list(row)
+                # Django keeps UUIDs as 32 hex characters and datetimes as naive UTC text here.
+                row[1] = row[1].replace("-", "")
+                row[ts_at] = row[ts_at].astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+                params.extend(row)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES "
+                + ", ".join([placeholder] * len(chunk))
+                + " ON CONFLICT (site_id, event_id, item_index) DO NOTHING"
+                " RETURNING id, event_id, item_index",
+                params,
+            )
+            returned.extend(cursor.fetchall())
+    return returned
 
 
 def daily_counts_add(counts: Counter[tuple[int, date, str]]) -> None:
