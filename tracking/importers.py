@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-import orjson
 from django.db import transaction
 from django.utils import timezone
 
 from tracking.conf import tracking_settings
 from tracking.models import Item, RawBatch, Site
 from tracking.processing import DrainResult, raw_batches_process
-from tracking.services import events_clean
+from tracking.services import events_clean, events_serialize, raw_batch_build
 from tracking.validation import TimeWindow
 
 ONLINE_RETAIL = "online-retail"
@@ -530,21 +529,14 @@ def _raw_batch(*, site: Site, events: list[dict[str, Any]], window: TimeWindow,
                tally: _Tally) -> RawBatch | None:
     """An unsaved RawBatch of the events that pass validation (as the collect API stores)."""
     cleaned, rejected = events_clean(site=site, events=events, window=window)
-    reasons = Counter(rejection.reason for rejection in rejected)
-    blobs = []
-    for _, event in cleaned:
-        blob = orjson.dumps(event)
-        if len(blob) > tracking_settings.MAX_EVENT_BYTES:
-            reasons["too_large"] += 1
-        else:
-            blobs.append(blob)
+    blobs, too_large = events_serialize(cleaned=cleaned)
+    rejected += too_large
     tally.accepted += len(blobs)
-    tally.rejected.update(reasons)
-    if not blobs and not reasons:
+    tally.rejected.update(rejection.reason for rejection in rejected)
+    if not blobs and not rejected:
         return None
-    return RawBatch(site=site, source=RawBatch.Source.IMPORT, received_at=timezone.now(),
-                    events=(b"[" + b",".join(blobs) + b"]").decode(), n_events=len(blobs),
-                    rejected=dict(reasons))
+    return raw_batch_build(site=site, source=RawBatch.Source.IMPORT, received_at=timezone.now(),
+                           sent_at=None, user_agent="", blobs=blobs, rejected=rejected)
 
 
 def _batches_store_and_process(batches: list[RawBatch], tally: _Tally) -> None:

@@ -197,29 +197,46 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
         cleaned = kept
         if not cleaned and all(r.reason == "no_consent" for r in rejected):
             raise NoConsent("no event of this batch has consent for analytics")
-    rejected.sort(key=lambda r: r.index)
 
-    blobs = []
+    blobs, too_large = events_serialize(cleaned=cleaned)
+    rejected = sorted(rejected + too_large, key=lambda r: r.index)
+    result = IngestResult(accepted=len(blobs), rejected=rejected)
+    if not blobs and not rejected:
+        return result
+    batch = raw_batch_build(site=site, source=source, received_at=received_at, sent_at=sent_at,
+                            user_agent=user_agent, blobs=blobs, rejected=rejected)
+    batch.save(force_insert=True)
+    result.batch_id = batch.pk
+    outbox_signal()
+    return result
+
+
+def events_serialize(*, cleaned: list[tuple[int, dict[str, Any]]]
+                     ) -> tuple[list[bytes], list[Rejection]]:
+    """Each clean event as JSON bytes, or a too_large rejection past MAX_EVENT_BYTES."""
+    blobs: list[bytes] = []
+    too_large: list[Rejection] = []
     max_bytes = tracking_settings.MAX_EVENT_BYTES
     for index, event in cleaned:
         blob = orjson.dumps(event)
         if len(blob) > max_bytes:
-            rejected.append(Rejection(index, "too_large", "event",
-                                      f"{len(blob)} bytes once validated; the limit is "
-                                      f"{max_bytes}"))
+            too_large.append(Rejection(index, "too_large", "event",
+                                       f"{len(blob)} bytes once validated; the limit is "
+                                       f"{max_bytes}"))
         else:
             blobs.append(blob)
-    result = IngestResult(accepted=len(blobs), rejected=sorted(rejected, key=lambda r: r.index))
-    if not blobs and not rejected:
-        return result
-    batch = RawBatch.objects.create(
+    return blobs, too_large
+
+
+def raw_batch_build(*, site: Site, source: str, received_at: datetime,
+                    sent_at: datetime | None, user_agent: str, blobs: list[bytes],
+                    rejected: list[Rejection]) -> RawBatch:
+    """An unsaved RawBatch holding these serialized events and the count of rejections."""
+    return RawBatch(
         site=site, source=source, received_at=received_at, sent_at=sent_at,
         user_agent=user_agent[:512], events=(b"[" + b",".join(blobs) + b"]").decode(),
         n_events=len(blobs), rejected=dict(Counter(r.reason for r in rejected)),
     )
-    result.batch_id = batch.pk
-    outbox_signal()
-    return result
 
 
 def events_clean(*, site: Site, events: list[Any], window: TimeWindow
