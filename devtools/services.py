@@ -66,6 +66,16 @@ def redis_server_bin() -> str:
     return path
 
 
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Terminate a server, killing it if it does not exit in time."""
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,11 +133,7 @@ def postgres(workdir: Path, *, durable: bool = False) -> Iterator[str]:
         _create_database(port)
         yield url
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
+        stop(proc)
         log.close()
 
 
@@ -161,11 +167,7 @@ def redis(workdir: Path) -> Iterator[str]:
         _wait_for_port(port, proc, "redis-server")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
+        stop(proc)
         log.close()
 
 
