@@ -1,0 +1,1 @@
+"""Benchmarks: one script per benchmark, each printing its figures and a baseline."""
