@@ -14,6 +14,7 @@ from typing import Any
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 MAX_ID = 200
 MAX_TEXT = 1024
@@ -102,6 +103,8 @@ def clean_int(value: Any, field: str, *, minimum: int, maximum: int) -> int:
 def clean_uuid(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 40:
         raise Invalid(field, "must be a UUID string, e.g. 4b0c3f9e-...")
+    if UUID_RE.fullmatch(value):  # the canonical form: no need to build a UUID object
+        return value.lower()
     try:
         return str(uuid.UUID(value))
     except ValueError:
@@ -141,12 +144,15 @@ def json_type(value: Any) -> str:
 
 def clean_free_value(value: Any, field: str, depth: int = 0) -> Any:
     """A free-form param: scalars, or small lists/objects of scalars (two levels at most)."""
-    if value is None or isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        if len(value) > MAX_TEXT or "\x00" in value:
+            return clean_text(value, field)  # raises, saying which limit
         return value
-    if isinstance(value, int | float):
+    if value is None or kind is bool or kind is int:
+        return value
+    if kind is float:
         return clean_number(value, field)
-    if isinstance(value, str):
-        return clean_text(value, field)
     if depth >= 2:
         raise Invalid(field, "is nested too deeply (free-form values allow two levels)")
     if isinstance(value, list):
@@ -158,6 +164,20 @@ def clean_free_value(value: Any, field: str, depth: int = 0) -> Any:
     raise Invalid(field, f"has an unsupported type {json_type(value)}")
 
 
+# Keys seen valid before: most payloads repeat the same few dozen keys.
+_valid_keys: set[str] = set()
+
+
+def _key_is_valid(key: str) -> bool:
+    if key in _valid_keys:
+        return True
+    if not KEY_RE.match(key):
+        return False
+    if len(_valid_keys) < 10_000:
+        _valid_keys.add(key)
+    return True
+
+
 def clean_free_object(value: Any, field: str, *, max_keys: int, depth: int = 0) -> dict:
     if not isinstance(value, dict):
         raise Invalid(field, f"must be an object, not {json_type(value)}")
@@ -165,9 +185,15 @@ def clean_free_object(value: Any, field: str, *, max_keys: int, depth: int = 0) 
         raise Invalid(field, f"has {len(value)} keys; the limit is {max_keys}")
     clean: dict[str, Any] = {}
     for key, item in value.items():
-        if not KEY_RE.match(key):
+        if not _key_is_valid(key):
             raise Invalid(f"{field}.{key[:64]}", "is not a valid key (letters, digits, _ . -)")
-        clean[key] = clean_free_value(item, f"{field}.{key}", depth)
+        kind = type(item)
+        # The common cases inline; anything else goes through clean_free_value.
+        if (kind is str and len(item) <= MAX_TEXT and "\x00" not in item) or item is None \
+                or kind is int or kind is bool:
+            clean[key] = item
+        else:
+            clean[key] = clean_free_value(item, f"{field}.{key}", depth)
     return clean
 
 
@@ -323,16 +349,16 @@ def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, 
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
-    """True when ``value`` nests deeper than ``limit`` (iterative: no recursion limit)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            if depth > limit:
-                return True
-            stack.extend((child, depth + 1) for child in node)
+    """True when ``value`` nests containers deeper than ``limit`` (level by level, no recursion)."""
+    level = [value] if type(value) in (dict, list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            below.extend(child for child in children if type(child) in (dict, list))
+        level = below
     return False
