@@ -152,6 +152,15 @@ def _prior_events(site_id: int, candidates: list[pipeline.Candidate],
     subjects = {c.subject for c in candidates}
     low = datetime.fromtimestamp(min(c.ts for c in candidates), tz=UTC) - gap
     high = datetime.fromtimestamp(max(c.ts for c in candidates), tz=UTC) + gap
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Event._meta.db_table)
+        rows = _pg_server_side(
+            f"SELECT subject, extract(epoch FROM ts)::float8, session FROM {table} "
+            "WHERE site_id = %b AND subject = ANY(%b::text[]) AND item_index = 0 "
+            "AND ts BETWEEN %b AND %b",
+            [site_id, list(subjects), low, high],
+        )
+        return [pipeline.PriorEvent(subject, ts, session) for subject, ts, session in rows]
     rows = (
         Event.objects.filter(site_id=site_id, subject__in=subjects, item_index=0,
                              ts__gte=low, ts__lte=high)
@@ -222,8 +231,8 @@ def _events_insert(site_id: int, kept: list[pipeline.Candidate]
     return inserted, pks
 
 
-# PostgreSQL: one statement whatever the row count, the rows passed as one array per
-# column (server-side binding: no SQL text to build or parse per row).
+# PostgreSQL: one statement whatever the row count, the rows passed as one binary array
+# per column (no SQL text to build, quote or parse per row).
 _PG_TYPES = ("bigint", "uuid", "smallint", "text", "text", "text", "text", "text",
              "timestamptz", "float8", "text", "integer", "integer", "smallint", "text", "text",
              "text")
@@ -231,7 +240,7 @@ _PG_TYPES = ("bigint", "uuid", "smallint", "text", "text", "text", "text", "text
 
 def _events_insert_postgresql(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     table = connection.ops.quote_name(Event._meta.db_table)
-    arrays = ", ".join(f"%s::{kind}[]" for kind in _PG_TYPES)
+    arrays = ", ".join(f"%b::{kind}[]" for kind in _PG_TYPES)
     selected = ", ".join(_COLUMNS[:-1]) + ", context::jsonb"
     sql = (
         f"INSERT INTO {table} ({', '.join(_COLUMNS)}) SELECT {selected} "
@@ -239,9 +248,17 @@ def _events_insert_postgresql(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ..
         "ON CONFLICT (site_id, event_id, item_index) DO NOTHING "
         "RETURNING id, event_id, item_index"
     )
+    return _pg_server_side(sql, [list(column) for column in zip(*rows, strict=True)])
+
+
+def _pg_server_side(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """Run one statement with server-side, binary parameters (Django's cursors bind on the
+    client, quoting every array element in Python), inside Django's transaction."""
+    import psycopg
+
     connection.ensure_connection()
-    with connection.connection.cursor() as cursor:  # psycopg's own cursor: binds on the server
-        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 

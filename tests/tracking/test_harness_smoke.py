@@ -10,6 +10,8 @@ def test_runs_on_postgresql_and_redis_when_configured(db):
     expected_db = "postgresql" if "postgres" in os.environ.get("DATABASE_URL", "") else "sqlite"
     assert connection.vendor == expected_db
     if os.environ.get("REDIS_URL"):
-        assert type(cache).__name__ == "RedisCache"
+        from django.core.cache import caches
+
+        assert type(caches["default"]).__name__ == "RedisCache"
         cache.set("harness", 7)
         assert cache.get("harness") == 7
