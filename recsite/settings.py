@@ -95,7 +95,8 @@ if DATABASE_URL:
         "default": dj_database_url.parse(
             DATABASE_URL,
             conn_max_age=int(os.environ.get("CONN_MAX_AGE", "600")),
-            conn_health_checks=True,
+            # A health check costs a query per request; off unless asked for.
+            conn_health_checks=env_bool("CONN_HEALTH_CHECKS", default=False),
         )
     }
 else:

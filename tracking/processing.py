@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from tracking import pipeline
 from tracking.conf import tracking_settings
+from tracking.db import is_postgresql, pg_fetchall
 from tracking.models import DailyCount, Event, RawBatch
 from tracking.signals import events_cleaned
 
@@ -138,6 +139,14 @@ def _crawler_detect() -> CrawlerDetect:
 def _stored_event_ids(site_id: int, event_ids: set[str]) -> set[str]:
     if not event_ids:
         return set()
+    if is_postgresql():
+        table = connection.ops.quote_name(Event._meta.db_table)
+        rows = pg_fetchall(
+            f"SELECT event_id::text FROM {table} WHERE site_id = %b AND item_index = 0 "
+            "AND event_id = ANY(%b::uuid[])",
+            [site_id, list(event_ids)],
+        )
+        return {event_id for (event_id,) in rows}
     found = Event.objects.filter(
         site_id=site_id, item_index=0, event_id__in=[uuid.UUID(e) for e in event_ids]
     ).values_list("event_id", flat=True)
@@ -152,9 +161,9 @@ def _prior_events(site_id: int, candidates: list[pipeline.Candidate],
     subjects = {c.subject for c in candidates}
     low = datetime.fromtimestamp(min(c.ts for c in candidates), tz=UTC) - gap
     high = datetime.fromtimestamp(max(c.ts for c in candidates), tz=UTC) + gap
-    if connection.vendor == "postgresql":
+    if is_postgresql():
         table = connection.ops.quote_name(Event._meta.db_table)
-        rows = _pg_server_side(
+        rows = pg_fetchall(
             f"SELECT subject, extract(epoch FROM ts)::float8, session FROM {table} "
             "WHERE site_id = %b AND subject = ANY(%b::text[]) AND item_index = 0 "
             "AND ts BETWEEN %b AND %b",
@@ -218,10 +227,8 @@ def _events_insert(site_id: int, kept: list[pipeline.Candidate]
     rows = [row for cand in kept for row in _event_rows(site_id, cand)]
     if not rows:
         return set(), []
-    if connection.vendor == "postgresql":
-        returned = _events_insert_postgresql(rows)
-    else:
-        returned = _events_insert_portable(rows)
+    insert = _events_insert_postgresql if is_postgresql() else _events_insert_portable
+    returned = insert(rows)
     inserted: set[str] = set()
     pks: list[int] = []
     for pk, event_id, item_index in returned:
@@ -248,18 +255,7 @@ def _events_insert_postgresql(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ..
         "ON CONFLICT (site_id, event_id, item_index) DO NOTHING "
         "RETURNING id, event_id, item_index"
     )
-    return _pg_server_side(sql, [list(column) for column in zip(*rows, strict=True)])
-
-
-def _pg_server_side(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    """Run one statement with server-side, binary parameters (Django's cursors bind on the
-    client, quoting every array element in Python), inside Django's transaction."""
-    import psycopg
-
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return pg_fetchall(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
 def _events_insert_portable(rows: list[tuple[Any, ...]], chunk_rows: int = 500

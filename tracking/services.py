@@ -11,10 +11,11 @@ from typing import Any
 
 import orjson
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tracking.conf import tracking_settings
+from tracking.db import is_postgresql, pg_fetchall
 from tracking.errors import EnvelopeInvalid, NoConsent, PayloadTooLarge
 from tracking.models import ConsentReceipt, ConsentRecord, RawBatch, Site
 from tracking.validation import (
@@ -205,8 +206,7 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
         return result
     batch = raw_batch_build(site=site, source=source, received_at=received_at, sent_at=sent_at,
                             user_agent=user_agent, blobs=blobs, rejected=rejected)
-    batch.save(force_insert=True)
-    result.batch_id = batch.pk
+    result.batch_id = raw_batch_insert(batch=batch)
     outbox_signal()
     return result
 
@@ -239,6 +239,25 @@ def raw_batch_build(*, site: Site, source: str, received_at: datetime,
     )
 
 
+def raw_batch_insert(*, batch: RawBatch) -> int:
+    """Store one RawBatch (the request's one durable insert); returns its id."""
+    if not is_postgresql():
+        batch.save(force_insert=True)
+        return batch.pk
+    fields = ("site_id", "source", "received_at", "sent_at", "user_agent", "events", "n_events",
+              "rejected")
+    table = connection.ops.quote_name(RawBatch._meta.db_table)
+    values = [getattr(batch, name) for name in fields]
+    values[-1] = orjson.dumps(values[-1]).decode()
+    (row,) = pg_fetchall(
+        f"INSERT INTO {table} ({', '.join(fields)}) VALUES "
+        f"({', '.join(['%b'] * (len(fields) - 1))}, %b::jsonb) RETURNING id",
+        values,
+    )
+    batch.pk = row[0]
+    return batch.pk
+
+
 def events_clean(*, site: Site, events: list[Any], window: TimeWindow
                  ) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
     """Validate each event and replace its raw ids with pseudonymous subject ids."""
@@ -264,6 +283,12 @@ def events_clean(*, site: Site, events: list[Any], window: TimeWindow
 # --- the outbox -------------------------------------------------------------
 
 PENDING_FLAG = "tracking:outbox-pending"
+# Under load every request would ask Redis whether a drain is queued. A process
+# that saw the flag set moments ago skips asking: a drain that clears the flag
+# meanwhile is followed by the next request's ask (or, when traffic stops right
+# there, by the sweeper).
+FLAG_MEMO_SECONDS = 0.2
+_flag_seen_at = -1.0
 
 
 def outbox_signal() -> None:
@@ -273,13 +298,21 @@ def outbox_signal() -> None:
     that look sets the flag again and enqueues the next drain; a lost message
     only delays work until the flag expires and the sweeper finds the batch.
     """
+    global _flag_seen_at
+    now = time.monotonic()
+    if now - _flag_seen_at < FLAG_MEMO_SECONDS:
+        return
     if cache.add(PENDING_FLAG, time.time(), timeout=60):
         from tracking.tasks import process_outbox  # tasks call services, not the other way
 
         transaction.on_commit(lambda: process_outbox.apply_async())
+    else:
+        _flag_seen_at = now
 
 
 def outbox_pending_clear() -> None:
+    global _flag_seen_at
+    _flag_seen_at = -1.0
     cache.delete(PENDING_FLAG)
 
 
