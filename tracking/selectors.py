@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, Sum
 
-from tracking.models import DailyCount, Event, RawBatch, Site
+from tracking.models import DailyCount, Event, Site
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,3 @@ def outcome_totals(*, site: Site) -> dict[str, int]:
         DailyCount.objects.filter(site=site).values_list("outcome").annotate(n=Sum("count"))
     )
 
-
-def pending_batch_count() -> int:
-    return RawBatch.objects.filter(processed_at__isnull=True).count()

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.utils import timezone
 
 from tracking.conf import tracking_settings
 from tracking.db import is_postgresql, pg_fetchall
@@ -315,6 +314,3 @@ def outbox_pending_clear() -> None:
     _flag_seen_at = -1.0
     cache.delete(PENDING_FLAG)
 
-
-def timestamp_now() -> datetime:
-    return timezone.now()

@@ -46,3 +46,13 @@ def test_two_sites_get_different_keys_and_salts(db):
     assert a["public_key"] != b["public_key"] and a["secret_key"] != b["secret_key"]
     salts = set(Site.objects.values_list("subject_salt", flat=True))
     assert len(salts) == 2
+
+
+def test_rotating_the_secret_key_invalidates_the_old_one(db):
+    from tracking.services import site_create, site_rotate_secret
+
+    created = site_create(name="Shop", origins=[])
+    new_key = site_rotate_secret(site=created.site)
+    site = Site.objects.get()
+    assert site.secret_key_hash == secret_key_hash(new_key) != secret_key_hash(created.secret_key)
+    assert site.secret_key_hint == new_key[:12]
