@@ -15,3 +15,12 @@ def test_runs_on_postgresql_and_redis_when_configured(db):
         assert type(caches["default"]).__name__ == "RedisCache"
         cache.set("harness", 7)
         assert cache.get("harness") == 7
+
+
+def test_raw_batches_are_compressed_with_lz4_on_postgresql(db):
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT attcompression FROM pg_attribute WHERE attname = 'events' "
+                       "AND attrelid = 'tracking_rawbatch'::regclass")
+        assert cursor.fetchone()[0] == "l"
