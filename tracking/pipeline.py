@@ -9,7 +9,7 @@ import hashlib
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # Events that say only "someone was here for a while": alone and short, they are noise.
@@ -27,7 +27,6 @@ class Candidate:
     subject: str
     drop: str | None = None
     session: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

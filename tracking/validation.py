@@ -32,9 +32,6 @@ JUNK_IDS = frozenset(
      "nan", "true", "false", "-1"}
 )
 
-# Event params with a meaning and a type of their own.
-NUMERIC_PARAMS = ("value",)
-
 
 class Invalid(Exception):
     """A value is wrong: ``field`` says where (a dotted path), ``detail`` what."""
