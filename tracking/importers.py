@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
 from django.utils import timezone
 
 from tracking.conf import tracking_settings
 from tracking.models import Item, RawBatch, Site
-from tracking.processing import DrainResult, raw_batches_process
+from tracking.processing import pending_batches_process
 from tracking.services import events_clean, events_serialize, raw_batch_build
 from tracking.validation import TimeWindow
 
@@ -545,16 +544,10 @@ def _batches_store_and_process(batches: list[RawBatch], tally: _Tally) -> None:
         return
     created = RawBatch.objects.bulk_create(batches)
     tally.batches += len(created)
-    with transaction.atomic():
-        # SKIP LOCKED: a batch a worker has taken meanwhile is its to finish.
-        locked = list(
-            RawBatch.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=[batch.pk for batch in created], processed_at__isnull=True)
-            .order_by("id")
-        )
-        result = raw_batches_process(batches=locked) if locked else DrainResult()
+    # A batch a worker has taken meanwhile is its to finish (counted as "elsewhere").
+    ids = [batch.pk for batch in created]
+    result, taken = pending_batches_process(limit=len(ids), ids=ids)
     tally.outcomes.update(result.outcomes)
-    taken = {batch.pk for batch in locked}
     tally.elsewhere += sum(batch.n_events for batch in created if batch.pk not in taken)
 
 

@@ -49,18 +49,28 @@ def outbox_drain(*, max_batches: int | None = None, time_budget: float = 50.0) -
     limit = max_batches or tracking_settings.DRAIN_MAX_BATCHES
     deadline = time.monotonic() + time_budget
     while time.monotonic() < deadline:
-        with transaction.atomic():
-            batches = list(
-                RawBatch.objects.select_for_update(skip_locked=True)
-                .filter(processed_at__isnull=True)
-                .order_by("id")[:limit]
-            )
-            if not batches:
-                break
-            result = raw_batches_process(batches=batches)
+        result, _ = pending_batches_process(limit=limit)
+        if not result.batches:
+            break
         total.batches += result.batches
         total.outcomes.update(result.outcomes)
     return total
+
+
+def pending_batches_process(*, limit: int, ids: list[int] | None = None
+                            ) -> tuple[DrainResult, set[int]]:
+    """Lock up to ``limit`` unprocessed batches (only ``ids`` if given), process them in one
+    transaction; returns the result and the ids taken. SKIP LOCKED: a batch another worker
+    holds is that worker's to finish."""
+    with transaction.atomic():
+        pending = RawBatch.objects.select_for_update(skip_locked=True).filter(
+            processed_at__isnull=True)
+        if ids is not None:
+            pending = pending.filter(pk__in=ids)
+        batches = list(pending.order_by("id")[:limit])
+        if not batches:
+            return DrainResult(), set()
+        return raw_batches_process(batches=batches), {batch.pk for batch in batches}
 
 
 def raw_batches_process(*, batches: list[RawBatch]) -> DrainResult:
