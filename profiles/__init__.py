@@ -1,1 +1,1 @@
-"""Behavioral profiles, RFM and segments (built in a later issue)."""
+"""Behavioral profiles, RFM, identity stitching, rule and cluster segments."""

@@ -1,0 +1,144 @@
+"""Reading Event rows as profiles need them: the owner, the item's category, a purchase key.
+
+One SQL statement on PostgreSQL (the owner and the category joined in, streamed
+through a server-side cursor for a full recompute); the ORM and Python
+elsewhere (the embedded SQLite default). Both give the same ``EventRow``s.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+
+from profiles.models import IdentityLink
+from profiles.state import EventRow
+from tracking.db import is_postgresql, pg_fetchall
+from tracking.models import Event, Item
+
+STREAM_CHUNK = 20_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly (the database's own resolution)."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def batch_rows(*, site_id: int, pks: list[int], after_pk: int, junk: frozenset[str]
+               ) -> list[EventRow]:
+    """The rows with these ids above ``after_pk``, in id order, each with its owner."""
+    if not pks:
+        return []
+    if is_postgresql():
+        sql, params = _pg_select(site_id, junk)
+        sql += " AND e.id = ANY(%b::bigint[]) AND e.id > %b ORDER BY e.id"
+        return [EventRow(*row) for row in pg_fetchall(sql, [*params, pks, after_pk])]
+    events = Event.objects.filter(site_id=site_id, pk__in=pks, pk__gt=after_pk).order_by("pk")
+    return list(_portable_rows(site_id, events, junk))
+
+
+def subjects_rows(*, site_id: int, subjects: list[str], since: int | None,
+                  junk: frozenset[str]) -> list[EventRow]:
+    """The rows of these (raw) subjects at or after ``since`` (microseconds; None: all)."""
+    if not subjects:
+        return []
+    if is_postgresql():
+        sql, params = _pg_select(site_id, junk)
+        sql += " AND e.subject = ANY(%b::text[])"
+        params.append(subjects)
+        if since is not None:
+            sql += " AND e.ts >= %b"
+            params.append(from_us(since))
+        return [EventRow(*row) for row in pg_fetchall(sql + " ORDER BY e.ts", params)]
+    events = Event.objects.filter(site_id=site_id, subject__in=subjects)
+    if since is not None:
+        events = events.filter(ts__gte=from_us(since))
+    return list(_portable_rows(site_id, events.order_by("ts"), junk))
+
+
+def site_rows_by_owner(*, site_id: int, upto_pk: int, junk: frozenset[str]
+                       ) -> Iterator[EventRow]:
+    """Every row of the site up to ``upto_pk``, grouped by owner (owner, time, id order)."""
+    if is_postgresql():
+        yield from _pg_stream(site_id, upto_pk, junk)
+        return
+    events = Event.objects.filter(site_id=site_id, pk__lte=upto_pk).order_by("pk")
+    rows = list(_portable_rows(site_id, events, junk))
+    rows.sort(key=lambda row: (row.owner, row.ts))
+    yield from rows
+
+
+def _pg_select(site_id: int, junk: frozenset[str]) -> tuple[str, list[Any]]:
+    """The SELECT of EventRow columns; the caller appends conditions and an order."""
+    event = connection.ops.quote_name(Event._meta.db_table)
+    item = connection.ops.quote_name(Item._meta.db_table)
+    link = connection.ops.quote_name(IdentityLink._meta.db_table)
+    sql = f"""
+        WITH junk AS (SELECT %b::text[] AS ids)
+        SELECT COALESCE(CASE WHEN e.user_subject = ANY(junk.ids) THEN NULL
+                             ELSE e.user_subject END, l.user_subject, e.subject) AS owner,
+               e.subject,
+               CASE WHEN e.user_subject = ANY(junk.ids) THEN NULL ELSE e.user_subject END
+                   AS user_subject,
+               e.session, e.name, e.item_id, e.item_index,
+               (extract(epoch FROM e.ts) * 1000000)::bigint AS ts, e.value, e.engaged_ms,
+               e.context->>'device' AS device,
+               COALESCE(NULLIF(e.context->'item'->>'item_category', ''), NULLIF(i.category, ''))
+                   AS category,
+               COALESCE(NULLIF(e.context->'params'->>'transaction_id', ''), e.event_id::text)
+                   AS purchase_key
+        FROM junk, {event} e
+        LEFT JOIN {link} l ON l.site_id = e.site_id AND l.anon_subject = e.subject
+        LEFT JOIN {item} i ON i.site_id = e.site_id AND i.external_id = e.item_id
+                          AND e.item_id <> ''
+        WHERE e.site_id = %b"""
+    return sql, [sorted(junk), site_id]
+
+
+def _pg_stream(site_id: int, upto_pk: int, junk: frozenset[str]) -> Iterator[EventRow]:
+    import psycopg
+
+    sql, params = _pg_select(site_id, junk)
+    # Rank by the owner's bytes (COLLATE "C"): a plain memcmp sort, the order does not matter.
+    sql = (f"SELECT * FROM ({sql} AND e.id <= %b) AS r "
+           'ORDER BY r.owner COLLATE "C", r.ts, r.item_index')
+    connection.ensure_connection()
+    raw: psycopg.Connection = connection.connection
+    with raw.cursor(name="profiles_site_rows", binary=True) as cursor:
+        cursor.itersize = STREAM_CHUNK
+        cursor.execute(sql, [*params, upto_pk])
+        while chunk := cursor.fetchmany(STREAM_CHUNK):
+            yield from (EventRow(*row) for row in chunk)
+
+
+def _portable_rows(site_id: int, events: Any, junk: frozenset[str]) -> Iterator[EventRow]:
+    values = list(events.values_list(
+        "subject", "user_subject", "session", "name", "item_index", "ts", "value",
+        "engaged_ms", "context", "item_id", "event_id"))
+    links = dict(IdentityLink.objects.filter(
+        site_id=site_id, anon_subject__in={v[0] for v in values}
+    ).values_list("anon_subject", "user_subject"))
+    categories = dict(Item.objects.filter(
+        site_id=site_id, external_id__in={v[9] for v in values if v[9]}
+    ).exclude(category="").values_list("external_id", "category"))
+    for (subject, user_subject, session, name, item_index, ts, value, engaged_ms, context,
+         item_id, event_id) in values:
+        context = context or {}
+        if user_subject in junk:
+            user_subject = None
+        owner = user_subject or links.get(subject) or subject
+        device = context.get("device")
+        category = None
+        if item_id:
+            category = (context.get("item") or {}).get("item_category") or \
+                categories.get(item_id)
+        transaction = (context.get("params") or {}).get("transaction_id")
+        key = str(transaction) if transaction not in (None, "") else str(event_id)
+        yield EventRow(owner, subject, user_subject, session, name, item_id, item_index,
+                       epoch_us(ts), value, engaged_ms, None if device is None else str(device),
+                       category or None, key)

@@ -1,0 +1,364 @@
+"""Writes of the profiles app: fold new events in, recompute a site, rescore, erase.
+
+Every write of a site's profiles holds the lock on its ``SiteState`` row, so
+the incremental path, the full recompute and the rescore never interleave.
+The full recompute takes every event up to a *watermark*: the largest event
+id at a moment when no insert into the event table was in flight, so every
+event at or below it is committed and every later one is above it. The
+incremental path then folds only events above the watermark, and a batch it
+has folded is remembered (``AppliedBatch``), so a task run twice counts once.
+"""
+
+import hashlib
+import itertools
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from profiles import clustering, rfm, segmenting
+from profiles.conf import profile_settings
+from profiles.identity import candidates_of, junk_user_subjects, links_apply
+from profiles.models import AppliedBatch, IdentityLink, Membership, Profile, Segment, SiteState
+from profiles.reading import batch_rows, epoch_us, from_us, site_rows_by_owner
+from profiles.segmenting import memberships_close, segments_evaluate
+from profiles.state import DAY_US, EventRow, FoldRules, ProfileState
+from profiles.writing import profiles_replace, scores_update
+from tracking.db import is_postgresql
+from tracking.models import Event, Site
+
+# Profile fields that hold the state (the rest are derived: scores, segment, stage).
+STATE_FIELDS = ("identified", "aliases", "first_seen", "last_seen", "last_purchase", "events",
+                "by_type", "sessions", "session_keys", "active_days", "days", "purchases",
+                "purchase_keys", "monetary", "engaged_ms", "devices", "affinity")
+DERIVED_FIELDS = ("r_score", "f_score", "m_score", "rfm_segment", "stage")
+
+
+def fold_rules() -> FoldRules:
+    return FoldRules(weights=profile_settings.AFFINITY_WEIGHTS,
+                     half_life_us=profile_settings.AFFINITY_HALF_LIFE_DAYS * DAY_US)
+
+
+def stage_rules() -> rfm.StageRules:
+    s = profile_settings
+    return rfm.StageRules(new_days=s.NEW_DAYS, at_risk_days=s.AT_RISK_DAYS,
+                          churn_days=s.CHURN_DAYS)
+
+
+def site_state_lock(*, site: Site) -> SiteState:
+    """The site's bookkeeping row, locked until the transaction ends (call inside one)."""
+    SiteState.objects.get_or_create(site=site)
+    return SiteState.objects.select_for_update().get(site=site)
+
+
+def site_cuts(state: SiteState) -> rfm.Cuts | None:
+    return rfm.Cuts.from_json(state.rfm_mode, state.rfm_cuts)
+
+
+def site_now(state: SiteState) -> int:
+    """The site's "now" in microseconds: the wall clock, or its latest event (data clock)."""
+    if state.clock_mode == SiteState.Clock.DATA and state.clock is not None:
+        return epoch_us(state.clock)
+    return epoch_us(timezone.now())
+
+
+# --- conversions between the state and the row ----------------------------------------
+
+
+def state_of(profile: Profile) -> ProfileState:
+    """The running state held by a stored profile."""
+    values = {name: getattr(profile, name) for name in STATE_FIELDS}
+    values["subject"] = profile.subject
+    for name in ("first_seen", "last_seen", "last_purchase"):
+        if values[name] is not None:
+            values[name] = epoch_us(values[name])
+    return ProfileState.from_fields(values)
+
+
+def population_of(states: list[ProfileState]) -> rfm.Population:
+    return rfm.Population.of(
+        first_seen=[s.first_seen for s in states], last_seen=[s.last_seen for s in states],
+        last_purchase=[rfm.NO_TIME if s.last_purchase is None else s.last_purchase
+                       for s in states],
+        purchases=[len(s.purchases) for s in states], active_days=[len(s.days) for s in states],
+        monetary=[s.monetary for s in states], events=[s.events for s in states],
+    )
+
+
+def derived_values(scored: rfm.Scored, index: int) -> dict[str, Any]:
+    r = int(scored.r[index])
+    return {"r_score": r or None, "f_score": int(scored.f[index]) or None,
+            "m_score": int(scored.m[index]) or None,
+            "rfm_segment": scored.segment[index], "stage": scored.stage[index]}
+
+
+def profile_build(*, site: Site, state: ProfileState, derived: dict[str, Any]) -> Profile:
+    """An unsaved Profile holding a settled state and its derived fields."""
+    values = state.to_fields()
+    for name in ("first_seen", "last_seen", "last_purchase"):
+        if values[name] is not None:
+            values[name] = from_us(values[name])
+    return Profile(site=site, **values, **derived)
+
+
+# --- incremental ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one batch did: rows folded, owners updated, anonymous profiles merged away."""
+
+    rows: int = 0
+    owners: list[str] = field(default_factory=list)
+    merged: dict[str, str] = field(default_factory=dict)  # anon subject -> user subject
+    repeated: bool = False
+
+
+def batch_digest(event_pks: Iterable[int]) -> str:
+    return hashlib.sha1(",".join(map(str, sorted(event_pks))).encode()).hexdigest()
+
+
+def profile_events_apply(*, site_id: int, event_pks: list[int]) -> ApplyResult:
+    """Fold these new events into their owners' profiles (cost proportional to the batch)."""
+    site = Site.objects.filter(pk=site_id).first()
+    if site is None or not event_pks:
+        return ApplyResult()
+    rules = fold_rules()
+    with transaction.atomic():
+        state = site_state_lock(site=site)
+        _, claimed = AppliedBatch.objects.get_or_create(
+            site=site, digest=batch_digest(event_pks), defaults={"max_pk": max(event_pks)})
+        if not claimed:
+            return ApplyResult(repeated=True)
+        links = links_apply(site=site, cap=profile_settings.LINK_CAP_PER_DAY,
+                            candidates=candidates_of(site_id=site.pk, pks=event_pks,
+                                                     after_pk=state.watermark))
+        rows = batch_rows(site_id=site.pk, pks=event_pks, after_pk=state.watermark,
+                          junk=junk_user_subjects(site=site))
+        if not rows and not links:
+            return ApplyResult()
+        merged = {link.anon: link.user for link in links}
+        states = _states_fold(site, rows, merged, rules)
+        clock = max([epoch_us(state.clock) if state.clock else 0, *(r.ts for r in rows)])
+        state.clock = from_us(clock)
+        state.save(update_fields=["clock"])
+        _profiles_upsert(site, list(states.values()), site_cuts(state), site_now(state))
+        Profile.objects.filter(site=site, subject__in=list(merged)).delete()
+    return ApplyResult(rows=len(rows), owners=sorted(states), merged=merged)
+
+
+def profile_batch_process(*, site_id: int, event_pks: list[int]) -> int:
+    """Fold a batch into profiles, then move its subjects in and out of rule segments."""
+    result = profile_events_apply(site_id=site_id, event_pks=event_pks)
+    if not result.owners:
+        return result.rows
+    site = Site.objects.get(pk=site_id)
+    if result.merged:
+        memberships_close(site=site, subjects=result.merged, at=timezone.now())
+    state = SiteState.objects.get(site=site)
+    segments_evaluate(site=site, subjects=result.owners, as_of=site_now(state))
+    return result.rows
+
+
+def _states_fold(site: Site, rows: list[EventRow], merged: dict[str, str],
+                 rules: FoldRules) -> dict[str, ProfileState]:
+    """The owners' states after merging newly linked anonymous profiles and these rows."""
+    by_owner: dict[str, list[EventRow]] = defaultdict(list)
+    for row in rows:
+        by_owner[row.owner].append(row)
+    wanted = set(by_owner) | set(merged) | set(merged.values())
+    stored = {p.subject: p for p in Profile.objects.filter(site=site, subject__in=wanted)}
+    states: dict[str, ProfileState] = {}
+
+    def state_for(owner: str) -> ProfileState:
+        if owner not in states:
+            states[owner] = (state_of(stored[owner]) if owner in stored
+                             else ProfileState(subject=owner))
+        return states[owner]
+
+    for anon, user in merged.items():
+        if anon in stored:
+            state_for(user).merge(state_of(stored[anon]), rules)
+    for owner, owner_rows in by_owner.items():
+        state_for(owner).add_rows(owner_rows, rules)
+    for state in states.values():
+        state.settle(rules)
+    return states
+
+
+def _profiles_upsert(site: Site, states: list[ProfileState], cuts: rfm.Cuts | None,
+                     as_of: int) -> None:
+    scored = rfm.scores_compute(population_of(states), cuts, as_of=as_of, rules=stage_rules())
+    profiles = [profile_build(site=site, state=state, derived=derived_values(scored, i))
+                for i, state in enumerate(states)]
+    Profile.objects.bulk_create(
+        profiles, update_conflicts=True, unique_fields=["site", "subject"],
+        update_fields=[*STATE_FIELDS, *DERIVED_FIELDS, "updated_at"],
+    )
+
+
+# --- full recompute ------------------------------------------------------------------
+
+
+Progress = Callable[[int], object]
+
+
+@dataclass(frozen=True)
+class RecomputeResult:
+    events: int
+    profiles: int
+    watermark: int
+    seconds: float
+
+
+def committed_events_watermark(*, site: Site) -> int:
+    """The largest event id such that every event at or below it is committed.
+
+    PostgreSQL: a SHARE lock on the event table waits for the inserts in flight
+    (they hold ROW EXCLUSIVE) and lets none start, so ids handed out before are
+    committed or gone and later ones are larger. The lock is taken in a savepoint
+    and released at once by rolling back to it; call inside a transaction.
+    """
+    if not is_postgresql():
+        return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    table = connection.ops.quote_name(Event._meta.db_table)
+    savepoint = transaction.savepoint()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '30s'")
+            cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
+            cursor.execute(f"SELECT COALESCE(max(id), 0) FROM {table}")
+            (max_pk,) = cursor.fetchone()
+    finally:
+        transaction.savepoint_rollback(savepoint)  # releases the lock
+    return int(max_pk)
+
+
+def profiles_recompute(*, site_id: int, progress: Progress | None = None) -> RecomputeResult:
+    """Rebuild every profile of a site from its events; cut points and scores anew."""
+    started = timezone.now()
+    site = Site.objects.get(pk=site_id)
+    rules = fold_rules()
+    with transaction.atomic():
+        state = site_state_lock(site=site)
+        upto = committed_events_watermark(site=site)
+        links_apply(site=site, cap=profile_settings.LINK_CAP_PER_DAY,
+                    candidates=candidates_of(site_id=site.pk, upto_pk=upto))
+        rows = site_rows_by_owner(site_id=site.pk, upto_pk=upto,
+                                  junk=junk_user_subjects(site=site))
+        states = _states_stream(_counted(rows, progress), rules)
+        written = profiles_replace(site=site, states=states, scorer=_Scorer(state))
+        state.watermark = upto
+        state.recomputed_at = timezone.now()
+        state.save()
+        AppliedBatch.objects.filter(site=site, max_pk__lte=upto).delete()
+    return RecomputeResult(events=written.rows, profiles=written.profiles, watermark=upto,
+                           seconds=(timezone.now() - started).total_seconds())
+
+
+def _counted(rows: Iterator[EventRow], progress: Progress | None) -> Iterator[EventRow]:
+    if progress is None:
+        yield from rows
+        return
+    n = 0
+    for row in rows:
+        yield row
+        n += 1
+        if n == 10_000:
+            progress(n)
+            n = 0
+    progress(n)
+
+
+def _states_stream(rows: Iterator[EventRow], rules: FoldRules) -> Iterator[ProfileState]:
+    """One settled state per owner, from rows grouped by owner."""
+    for owner, owner_rows in itertools.groupby(rows, key=attrgetter("owner")):
+        state = ProfileState(subject=owner)
+        state.add_rows(owner_rows, rules)
+        state.settle(rules)
+        yield state
+
+
+class _Scorer:
+    """Derived fields for a whole population at once: new cuts, the clock, scores."""
+
+    def __init__(self, state: SiteState) -> None:
+        self.state = state
+
+    def __call__(self, population: rfm.Population) -> rfm.Scored:
+        cuts = rfm.cuts_compute(population)
+        latest = int(population.last_seen.max()) if len(population.last_seen) else 0
+        clock = max(epoch_us(self.state.clock) if self.state.clock else 0, latest)
+        self.state.clock = from_us(clock) if clock else None
+        _cuts_store(self.state, cuts)
+        return rfm.scores_compute(population, cuts, as_of=site_now(self.state),
+                                  rules=stage_rules())
+
+
+def _cuts_store(state: SiteState, cuts: rfm.Cuts) -> None:
+    state.rfm_mode = cuts.mode.value
+    state.rfm_cuts = cuts.as_json()
+    state.cuts_at = timezone.now()
+
+
+# --- rescore on schedule -------------------------------------------------------------
+
+
+def profiles_rescore(*, site_id: int) -> int:
+    """New cut points from the current population; rescore and restage every profile.
+
+    Returns how many profiles changed. Scores of new events use these cut points
+    until the next rescore.
+    """
+    site = Site.objects.get(pk=site_id)
+    with transaction.atomic():
+        state = site_state_lock(site=site)
+        changed = scores_update(site=site, scorer=_Scorer(state))
+        state.save()
+    return changed
+
+
+# --- segments on schedule ---------------------------------------------------------
+
+
+def segments_sweep(*, site_id: int) -> int:
+    """Rule segments evaluated in full (time-based entries and exits), sizes recorded."""
+    site = Site.objects.get(pk=site_id)
+    state, _ = SiteState.objects.get_or_create(site=site)
+    return segmenting.segments_sweep(site=site, as_of=site_now(state))
+
+
+def clusters_refit(*, site_id: int) -> int:
+    """Refit the K-Means segments of a site; returns k (0: too few profiles)."""
+    site = Site.objects.get(pk=site_id)
+    state, _ = SiteState.objects.get_or_create(site=site)
+    return clustering.clusters_refit(site=site, as_of=site_now(state))
+
+
+def segment_evaluate(*, segment: Segment) -> int:
+    """Evaluate one rule segment over the whole site now (after it was edited)."""
+    state, _ = SiteState.objects.get_or_create(site=segment.site)
+    rule = segmenting.rule_of(segment)
+    return segmenting.segment_evaluate_all(segment=segment, rule=rule, as_of=site_now(state))
+
+
+# --- erasure ----------------------------------------------------------------------
+
+
+def profile_erase(*, site: Site, subjects: Iterable[str]) -> int:
+    """Delete the profiles, links and memberships of these subject hashes (erasure)."""
+    subjects = set(subjects)
+    with transaction.atomic():
+        site_state_lock(site=site)
+        owners = set(IdentityLink.objects.filter(site=site, anon_subject__in=subjects)
+                     .values_list("user_subject", flat=True))
+        owners |= subjects
+        deleted, _ = Profile.objects.filter(site=site, subject__in=owners).delete()
+        IdentityLink.objects.filter(site=site, anon_subject__in=subjects).delete()
+        IdentityLink.objects.filter(site=site, user_subject__in=subjects).delete()
+        Membership.objects.filter(site=site, subject__in=owners).delete()
+    return deleted

@@ -1,0 +1,57 @@
+"""Fixtures of the profiles tests: real data slices imported with the signal delivered."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from profiles.models import Profile, SiteState
+from tracking.importers import events_import
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+RETAIL = DATA / "online_retail_300.csv.gz"  # first 300 rows of the UCI Online Retail sample
+MOVIELENS = DATA / "movielens"  # ratings of MovieLens users 1-5
+
+# Fields a profile holds that are not bookkeeping.
+COMPARED = ("subject", "identified", "aliases", "first_seen", "last_seen", "last_purchase",
+            "events", "by_type", "sessions", "session_keys", "active_days", "days", "purchases",
+            "purchase_keys", "monetary", "engaged_ms", "devices", "r_score", "f_score",
+            "m_score", "rfm_segment", "stage")
+
+
+@pytest.fixture
+def deliver(django_capture_on_commit_callbacks) -> Callable[..., Any]:
+    """Run a callable and then its on-commit callbacks (the events_cleaned signal among them),
+    as a real commit would; the test's own transaction never commits."""
+
+    def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = fn(*args, **kwargs)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def data_clock(site) -> SiteState:
+    """Profiles of this site age by its latest event (the data sets are years old)."""
+    state, _ = SiteState.objects.get_or_create(site=site)
+    state.clock_mode = SiteState.Clock.DATA
+    state.save()
+    return state
+
+
+def import_slice(deliver, site, fmt: str) -> Any:
+    path = RETAIL if fmt == "online-retail" else MOVIELENS
+    return deliver(events_import, site=site, format=fmt, path=path)
+
+
+def profile_snapshot(site) -> dict[str, dict[str, Any]]:
+    """Every profile of a site as plain values, by subject (affinity separately)."""
+    return {p.subject: {name: getattr(p, name) for name in COMPARED}
+            for p in Profile.objects.filter(site=site)}
+
+
+def affinity_snapshot(site) -> dict[str, dict[str, float]]:
+    return {p.subject: p.affinity for p in Profile.objects.filter(site=site)}
