@@ -334,8 +334,7 @@ local function item(sku)
   return string.format(ITEM, sku, sku, sku % 40, 5 + sku % 95, sku % 100, 1 + sku % 3)
 end
 
-local function event(t)
-  local who = math.random(0, SUBJECTS - 1)
+local function event(t, who)
   local sku = math.random(1, 5000)
   local roll = math.random(100)
   local name, items, params
@@ -356,8 +355,9 @@ end
 
 function request()
   local t, iso = now_iso()
+  local who = math.random(0, SUBJECTS - 1)  -- a tracker's batch is one visitor's
   local events = {}
-  for i = 1, PER_REQUEST do events[i] = event(t) end
+  for i = 1, PER_REQUEST do events[i] = event(t, who) end
   local body = string.format('{"site":"%s","sent_at":"%s.999Z","events":[%s]}', SITE, iso,
                              table.concat(events, ","))
   return wrk.format(nil, nil, nil, body)
@@ -956,11 +956,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--wrk-threads", type=int, default=1)
     p.add_argument("--pool", default="solo", choices=["solo", "prefork"], help="celery pool")
     p.add_argument("--concurrency", type=int, default=1, help="prefork processes")
-    p.add_argument("--subjects", type=int, default=5000,
+    p.add_argument("--subjects", type=int, default=20000,
                    help="distinct anon ids per run. The bot rule drops every event of an id "
                         "sending over 10 a second: with a few hundred ids at these rates most "
                         "events are dropped as bots, and the worker skips their inserts")
-    p.add_argument("--ts-spread", type=int, default=2,
+    p.add_argument("--ts-spread", type=int, default=60,
                    help="event times lie up to this many seconds before sent_at")
     p.add_argument("--warmup", type=float, default=3, help="seconds of load before measuring")
     p.add_argument("--drain-timeout", type=float, default=90,

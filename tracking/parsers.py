@@ -35,7 +35,7 @@ class BoundedJSONParser(BaseParser):
             raise Malformed(f"the body is not valid JSON: {error}") from None
         if not isinstance(data, dict):
             raise Malformed("the body must be a JSON object")
-        if json_depth_exceeds(data, tracking_settings.MAX_DEPTH):
+        if json_depth_exceeds(body, tracking_settings.MAX_DEPTH):
             raise Malformed(f"the JSON nests deeper than {tracking_settings.MAX_DEPTH} levels")
         return data
 

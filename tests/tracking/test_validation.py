@@ -1,7 +1,10 @@
 """Unit tests of the pure wire-format validation."""
 
+import json
+import random
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from tests.conftest import make_event
@@ -125,12 +128,45 @@ def test_epoch_milliseconds_are_accepted():
                                                                               tz=UTC)
 
 
-def test_depth_check_is_iterative():
-    deep: list = []
-    node = deep
-    for _ in range(100_000):
-        node.append([])
-        node = node[0]
-    assert json_depth_exceeds(deep, 10)
-    assert not json_depth_exceeds({"a": [{"b": 1}]}, 3)
-    assert json_depth_exceeds({"a": [{"b": {}}]}, 3)
+def _depth(value) -> int:
+    """The reference: nesting depth by walking the parsed value."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def test_depth_check_needs_no_recursion():
+    body = b"[" * 100_000 + b"]" * 100_000
+    assert json_depth_exceeds(body, 10)
+    assert not json_depth_exceeds(orjson.dumps({"a": [{"b": 1}]}), 3)
+    assert json_depth_exceeds(orjson.dumps({"a": [{"b": {}}]}), 3)
+
+
+def test_brackets_and_escapes_in_strings_are_not_structure():
+    assert not json_depth_exceeds(orjson.dumps({"a": "[[[[{{{{", "b": "]]]}}}}"}), 1)
+    for value in ({"a": "\\"}, {"a": '"[[[', "b\\": "}}"}, {"a": "x\\", "b": "[\\\"]"}):
+        body = orjson.dumps(value)
+        assert orjson.loads(body) == value and b"\\" in body
+        assert not json_depth_exceeds(body, 1), body
+    assert json_depth_exceeds(orjson.dumps({"a": "x\\", "b": [[]]}), 2)
+
+
+def test_depth_check_agrees_with_walking_the_parsed_value():
+    rng = random.Random(42)
+    strings = ["", "a[b", "]]", '"q"', "\\", "{", '\\"[', "é]", "\u2028"]
+
+    def value(depth: int):
+        roll = rng.random()
+        if depth == 0 or roll < 0.3:
+            return rng.choice([*strings, 1, 2.5, None, True])
+        if roll < 0.65:
+            return [value(depth - 1) for _ in range(rng.randint(0, 3))]
+        return {rng.choice(strings) + str(i): value(depth - 1) for i in range(rng.randint(0, 3))}
+
+    for _ in range(3000):
+        parsed = value(rng.randint(0, 8))
+        for body in (orjson.dumps(parsed), json.dumps(parsed, ensure_ascii=False).encode()):
+            for limit in range(0, 9):
+                assert json_depth_exceeds(body, limit) == (_depth(parsed) > limit), body
