@@ -37,7 +37,7 @@ def _junk_for(salt: str, site_id: int) -> frozenset[str]:
     site = Site(pk=site_id, subject_salt=salt)
     spellings = {form for junk in NOT_AN_ID for form in (junk, junk.upper(), junk.title(),
                                                           junk.capitalize())}
-    spellings.add("[object Object]")
+    spellings |= {"[object Object]", "NaN"}
     return frozenset(subject_hash(site=site, kind="u", raw_id=raw) for raw in spellings)
 
 

@@ -13,10 +13,11 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 RETAIL = DATA / "online_retail_300.csv.gz"  # first 300 rows of the UCI Online Retail sample
 MOVIELENS = DATA / "movielens"  # ratings of MovieLens users 1-5
 
-# Fields a profile holds that are not bookkeeping.
+# Fields a profile holds, but for the sums of floats (the order of addition differs between
+# the incremental path and a recompute: they are compared approximately).
 COMPARED = ("subject", "identified", "aliases", "first_seen", "last_seen", "last_purchase",
             "events", "by_type", "sessions", "session_keys", "active_days", "days", "purchases",
-            "purchase_keys", "monetary", "engaged_ms", "devices", "r_score", "f_score",
+            "purchase_keys", "engaged_ms", "devices", "r_score", "f_score",
             "m_score", "rfm_segment", "stage")
 
 
@@ -48,10 +49,12 @@ def import_slice(deliver, site, fmt: str) -> Any:
 
 
 def profile_snapshot(site) -> dict[str, dict[str, Any]]:
-    """Every profile of a site as plain values, by subject (affinity separately)."""
+    """Every profile of a site as plain values, by subject (float sums separately)."""
     return {p.subject: {name: getattr(p, name) for name in COMPARED}
             for p in Profile.objects.filter(site=site)}
 
 
-def affinity_snapshot(site) -> dict[str, dict[str, float]]:
-    return {p.subject: p.affinity for p in Profile.objects.filter(site=site)}
+def floats_snapshot(site) -> dict[str, dict[str, float]]:
+    """Monetary and the affinity scores of every profile, by subject."""
+    return {p.subject: {"monetary": p.monetary, **p.affinity}
+            for p in Profile.objects.filter(site=site)}

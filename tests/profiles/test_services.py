@@ -21,7 +21,7 @@ from profiles.services import (
 from tests.profiles.conftest import (
     MOVIELENS,
     RETAIL,
-    affinity_snapshot,
+    floats_snapshot,
     import_slice,
     profile_snapshot,
 )
@@ -108,7 +108,7 @@ def test_incremental_and_full_recompute_give_the_same_profiles(site, deliver, da
     import_slice(deliver, site, "movielens")
     assert Profile.objects.filter(site=site).count() > 25
     profiles_rescore(site_id=site.pk)  # scheduled cut points, applied to every profile
-    incremental, incremental_affinity = profile_snapshot(site), affinity_snapshot(site)
+    incremental, incremental_floats = profile_snapshot(site), floats_snapshot(site)
     assert {p["rfm_segment"] for p in incremental.values()} - {""}, "nobody was scored"
 
     result = profiles_recompute(site_id=site.pk)
@@ -116,10 +116,10 @@ def test_incremental_and_full_recompute_give_the_same_profiles(site, deliver, da
     assert result.profiles == len(incremental)
     assert result.events == Event.objects.filter(site=site, item_index=0).count()
     assert profile_snapshot(site) == incremental
-    recomputed_affinity = affinity_snapshot(site)
-    assert recomputed_affinity.keys() == incremental_affinity.keys()
-    for subject, scores in incremental_affinity.items():
-        assert recomputed_affinity[subject] == pytest.approx(scores, rel=1e-9)
+    recomputed_floats = floats_snapshot(site)
+    assert recomputed_floats.keys() == incremental_floats.keys()
+    for subject, values in incremental_floats.items():
+        assert recomputed_floats[subject] == pytest.approx(values, rel=1e-9, abs=1e-9)
 
 
 def test_a_batch_applied_twice_counts_once(site, deliver):
