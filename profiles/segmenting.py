@@ -177,6 +177,7 @@ def segment_evaluate_all(*, segment: Segment, rule: rules.Rule, as_of: int) -> i
         matched |= {s for s, f in facts.items() if rules.rule_holds(rule, f, now=as_of)}
     changed = memberships_sync(segment=segment, evaluated=None, matched=matched, at=at)
     cache.delete_many([cache_key(site.pk, s) for s in changed])
+    _segment_sizes_refresh(segments=[segment])
     return len(changed)
 
 

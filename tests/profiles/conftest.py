@@ -1,6 +1,8 @@
 """Fixtures of the profiles tests: real data slices imported with the signal delivered."""
 
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +10,7 @@ import pytest
 
 from profiles.models import Profile, SiteState
 from tracking.importers import events_import
+from tracking.models import Event
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RETAIL = DATA / "online_retail_300.csv.gz"  # first 300 rows of the UCI Online Retail sample
@@ -58,3 +61,21 @@ def floats_snapshot(site) -> dict[str, dict[str, float]]:
     """Monetary and the affinity scores of every profile, by subject."""
     return {p.subject: {"monetary": p.monetary, **p.affinity}
             for p in Profile.objects.filter(site=site)}
+
+
+def store_events(site, *events: dict[str, Any]) -> list[int]:
+    """Event rows as the drain stores them, bypassing ingest (as a careless import path
+    might); each dict names subject and ts, optionally user_subject, name, item_id,
+    category, value, device and session. Returns their ids."""
+    rows = []
+    for i, event in enumerate(events):
+        context: dict[str, Any] = {"device": event.get("device", "mobile")}
+        if event.get("category"):
+            context["item"] = {"item_category": event["category"]}
+        ts: datetime = event["ts"]
+        rows.append(Event(
+            site=site, event_id=uuid.uuid4(), subject=event["subject"],
+            user_subject=event.get("user_subject"), session=event.get("session", f"s{i}"),
+            name=event.get("name", "view_item"), item_id=event.get("item_id", "sku-1"), ts=ts,
+            value=event.get("value"), source="server", context=context))
+    return [e.pk for e in Event.objects.bulk_create(rows)]

@@ -1,6 +1,5 @@
 """Identity stitching: an anonymous visitor who logs in joins the user, with the guards."""
 
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -10,8 +9,7 @@ from profiles.identity import Candidate, links_decide
 from profiles.models import IdentityLink, Profile
 from profiles.services import profile_events_apply, profiles_recompute, profiles_rescore
 from tests.conftest import iso, make_event
-from tests.profiles.conftest import profile_snapshot
-from tracking.models import Event
+from tests.profiles.conftest import profile_snapshot, store_events
 from tracking.services import subject_hash
 
 pytestmark = pytest.mark.django_db
@@ -28,13 +26,10 @@ def user(site, raw: str) -> str:
 
 
 def store(site, *events: tuple[str, str | None, str, datetime]) -> list[int]:
-    """Event rows as the drain stores them: (subject, user_subject, name, ts) each, bypassing
-    ingest validation (as a buggy import path might); returns their ids."""
-    rows = [Event(site=site, event_id=uuid.uuid4(), subject=subject, user_subject=user_subject,
-                  session=f"s{i}", name=name, item_id="sku-1", ts=ts, source="server",
-                  context={"device": "mobile"})
-            for i, (subject, user_subject, name, ts) in enumerate(events)]
-    return [e.pk for e in Event.objects.bulk_create(rows)]
+    """Stored events given as (subject, user_subject, name, ts); returns their ids."""
+    return store_events(site, *[{"subject": subject, "user_subject": user_subject,
+                                 "name": name, "ts": ts}
+                                for subject, user_subject, name, ts in events])
 
 
 def profile(site, subject: str) -> Profile:
