@@ -75,6 +75,7 @@ def _segments_match(site: Site, fit: clusters.ClusterFit,
     std[std == 0] = 1.0
     taken: set[int] = set()
     chosen: list[Segment] = []
+    words = clusters.descriptions(fit, features.names)
     next_number = _next_number(site)
     for index in range(fit.k):
         best, best_distance = None, MATCH_DISTANCE
@@ -89,7 +90,7 @@ def _segments_match(site: Site, fit: clusters.ClusterFit,
             best = Segment(site=site, kind=Segment.Kind.CLUSTER, slug=f"cluster-{next_number}")
             next_number += 1
         taken.add(best.pk or -1)
-        _segment_describe(best, fit, index, features.names)
+        _segment_describe(best, fit, index, features.names, words[index])
         chosen.append(best)
     retired = [segment for segment in old if segment.pk not in taken]
     for segment in retired:
@@ -102,8 +103,7 @@ def _segments_match(site: Site, fit: clusters.ClusterFit,
 
 
 def _segment_describe(segment: Segment, fit: clusters.ClusterFit, index: int,
-                      names: tuple[str, ...]) -> None:
-    description = fit.descriptions[index]
+                      names: tuple[str, ...], description: str) -> None:
     segment.name = description[:1].upper() + description[1:]
     segment.description = (
         f"K-Means cluster {index + 1} of {fit.k} (k chosen by silhouette "

@@ -76,7 +76,6 @@ class ClusterFit:
     cluster_silhouette: np.ndarray  # mean silhouette of each cluster's sampled members
     sizes: np.ndarray
     silhouette_by_k: dict[int, float]
-    descriptions: tuple[str, ...]
 
 
 def kmeans_select(features: Features, *, k_range: tuple[int, int], fit_sample: int,
@@ -122,12 +121,16 @@ def kmeans_select(features: Features, *, k_range: tuple[int, int], fit_sample: i
                            np.zeros(scaled.shape[1]) for c in range(k)])
     cluster_silhouette = np.array([per_row[sample_labels == c].mean()
                                    if (sample_labels == c).any() else np.nan for c in range(k)])
-    descriptions = _unique([describe(centers_raw[c], centers_z[c], features.names)
-                            for c in range(k)])
     return ClusterFit(k=k, labels=labels, centers_raw=centers_raw, centers=centers,
                       centers_z=centers_z,
                       silhouette=score, cluster_silhouette=cluster_silhouette, sizes=sizes,
-                      silhouette_by_k=by_k, descriptions=tuple(descriptions))
+                      silhouette_by_k=by_k)
+
+
+def descriptions(fit: ClusterFit, names: Sequence[str]) -> list[str]:
+    """Each cluster of a fit on behaviour features in words, made unique."""
+    return _unique([describe(fit.centers_raw[c], fit.centers_z[c], names)
+                    for c in range(fit.k)])
 
 
 def describe(center_raw: np.ndarray, center_z: np.ndarray, names: Sequence[str]) -> str:
