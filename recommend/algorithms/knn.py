@@ -10,6 +10,7 @@ from recommend.algorithms.base import Recommender, csr_from_arrays, csr_to_array
 from recommend.algorithms.sparse import as_interactions
 from recommend.algorithms.weighting import (
     bm25_weight,
+    drop_heavy_users,
     heavy_user_damping,
     tfidf_weight,
     time_decay,
@@ -19,6 +20,7 @@ __all__ = ["ItemKNN", "neighbours_top_k", "query_weights"]
 
 WEIGHTINGS = ("bm25", "tfidf", "none")
 QUERY_WEIGHTINGS = ("binary", "log", "raw")
+HEAVY_USERS = ("drop", "damp")
 
 Progress = Callable[[int, int], None]
 
@@ -29,22 +31,27 @@ class ItemKNN(Recommender):
     The score of an item for a user is the sum, over the user's items, of the similarity
     from each of them to it, each weighted by ``query`` (binary, log1p of the weight, raw).
     BM25 (or TF-IDF) weighting gives every user an idf, so bot-like users with hundreds
-    of items weigh little; ``max_user_items`` damps them further; ``shrinkage`` pulls the
-    similarity of pairs seen together by few users towards zero; ``half_life`` (seconds)
-    decays old interactions when fit() is given their ``times``.
+    of items weigh little; users with more than ``max_user_items`` items are left out of
+    the similarity (``heavy_users="drop"``) or scaled down (``"damp"``); ``shrinkage``
+    pulls the similarity of pairs seen together by few users towards zero; ``half_life``
+    (seconds) decays old interactions when fit() is given their ``times``.
+
+    The defaults (k1 0.5, b 0.3, drop above 500 items) were chosen on validation splits
+    inside the training data of MovieLens and RetailRocket, never on their test sets.
     """
 
     name = "item_knn"
 
     def __init__(self, k: int = 100, *, weighting: str = "bm25", k1: float = 0.5,
-                 b: float = 0.3, max_user_items: int | None = None, shrinkage: float = 0.0,
-                 query: str = "binary", half_life: float | None = None,
+                 b: float = 0.3, max_user_items: int | None = 500, heavy_users: str = "drop",
+                 shrinkage: float = 0.0, query: str = "binary", half_life: float | None = None,
                  block_nnz: int = 20_000_000) -> None:
         self.k = k
         self.weighting = weighting
         self.k1 = k1
         self.b = b
         self.max_user_items = max_user_items
+        self.heavy_users = heavy_users
         self.shrinkage = shrinkage
         self.query = query
         self.half_life = half_life
@@ -65,7 +72,9 @@ class ItemKNN(Recommender):
             if times is None:
                 raise ValueError("half_life needs fit(..., times=...) with each pair's time")
             matrix = time_decay(matrix, sparse.csr_matrix(times), half_life=self.half_life)
-        if self.max_user_items is not None:
+        if self.max_user_items is not None and self.heavy_users == "drop":
+            matrix = drop_heavy_users(matrix, max_items=self.max_user_items)
+        elif self.max_user_items is not None:
             matrix = heavy_user_damping(matrix, max_items=self.max_user_items)
         if self.weighting == "bm25":
             return bm25_weight(matrix, k1=self.k1, b=self.b)
@@ -76,6 +85,9 @@ class ItemKNN(Recommender):
     def _check_params(self) -> None:
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        if self.heavy_users not in HEAVY_USERS:
+            raise ValueError(f"heavy_users must be one of {HEAVY_USERS}, "
+                             f"got {self.heavy_users!r}")
         if self.query not in QUERY_WEIGHTINGS:
             raise ValueError(f"query must be one of {QUERY_WEIGHTINGS}, got {self.query!r}")
         if not isinstance(self.k, int) or self.k < 1:

@@ -36,7 +36,9 @@ def interactions() -> sparse.csr_matrix:
 MODELS = {
     "item_knn": lambda: ItemKNN(k=10),
     "item_knn_tfidf_shrunk": lambda: ItemKNN(k=10, weighting="tfidf", shrinkage=2.0,
-                                             max_user_items=5, query="log"),
+                                             max_user_items=5, heavy_users="damp",
+                                             query="log"),
+    "item_knn_drop_heavy": lambda: ItemKNN(k=10, max_user_items=12),
     "content": ContentModel,
     "popularity": Popularity,
     "session": lambda: Session(k=10),

@@ -109,8 +109,13 @@ def test_heavy_users_weigh_less() -> None:
     damped = heavy_user_damping(X, max_items=2)
     np.testing.assert_allclose(damped[3].data, math.sqrt(2 / 8))
     np.testing.assert_allclose(damped[:3].data, 1.0)
-    S = ItemKNN(k=10, max_user_items=2).fit(X).similarity_
-    assert S[0, 1] > 3 * S[2, 3]  # three real users beat one bot
+    S = ItemKNN(k=10, max_user_items=2, heavy_users="damp").fit(X).similarity_
+    assert S[0, 1] > 3 * S[2, 3] > 0  # three real users beat one bot
+    dropped = ItemKNN(k=10, max_user_items=2).fit(X)
+    assert dropped.similarity_[0, 1] > 0 and dropped.similarity_[2:].nnz == 0
+    ids, _ = dropped.recommend(
+        sparse.csr_matrix(([1.0], ([0], [0])), shape=(1, 10)), n=1)
+    assert ids[0, 0] == 1
 
 
 def test_time_decay_halves_per_half_life() -> None:
