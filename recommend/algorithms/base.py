@@ -91,7 +91,25 @@ class Recommender:
             shape=(items.size, self.n_items_))
         return top_n_rows(self._similar_scores(items), positive_int(n, "n"), exclude=rows)
 
+    def add_items(self, item_texts: Any) -> np.ndarray:
+        """Make room for new catalog items (their texts, one each); returns their indices.
+
+        Behaviour-based models cannot score an item before retraining and only widen
+        their matrices; the content model vectorises the texts and can recommend them.
+        """
+        self._check_fitted()
+        if item_texts is None or isinstance(item_texts, str):
+            raise ValueError("item_texts must be a sequence of strings, one per new item")
+        texts = list(item_texts)
+        first = self.n_items_
+        self._add_items(len(texts), texts)
+        self.n_items_ = first + len(texts)
+        return np.arange(first, first + len(texts), dtype=np.int64)
+
     # --- hooks -------------------------------------------------------------------------
+
+    def _add_items(self, count: int, item_texts: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot add items")
 
     def _fit(self, interactions: sparse.csr_matrix, **extra: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _fit")
@@ -199,6 +217,15 @@ def excluded_items(rows: sparse.csr_matrix, exclude: sparse.spmatrix | None, *,
     combined = sparse.csr_matrix(rows.astype(bool) + extra.astype(bool), dtype=np.float32)
     combined.sort_indices()
     return combined
+
+
+def csr_widened(matrix: sparse.csr_matrix, count: int, *, square: bool) -> sparse.csr_matrix:
+    """``matrix`` with ``count`` empty columns (and rows too if ``square``) appended."""
+    rows = matrix.shape[0] + (count if square else 0)
+    indptr = np.concatenate([matrix.indptr, np.full(rows - matrix.shape[0], matrix.indptr[-1],
+                                                    dtype=matrix.indptr.dtype)])
+    return sparse.csr_matrix((matrix.data, matrix.indices, indptr),
+                             shape=(rows, matrix.shape[1] + count))
 
 
 def positive_int(value: Any, name: str) -> int:

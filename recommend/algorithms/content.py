@@ -58,13 +58,10 @@ class ContentModel(Recommender):
         weighted = counts @ sparse.diags(self.idf_)
         return sparse.csr_matrix(normalize(weighted), dtype=np.float32)
 
-    def add_items(self, item_texts: Any) -> np.ndarray:
-        """Append new catalog items (no retraining); returns their item indices."""
-        self._check_fitted()
+    def _add_items(self, count: int, item_texts: Any) -> None:
+        """New catalog items get vectors in the fitted vocabulary: recommendable at once."""
         vectors = self.transform(item_texts)
-        first = self.n_items_
         self._set_vectors(sparse.vstack([self.item_vectors_, vectors], format="csr"))
-        return np.arange(first, self.n_items_, dtype=np.int64)
 
     def _set_vectors(self, vectors: sparse.csr_matrix) -> None:
         self.item_vectors_ = vectors

@@ -125,6 +125,11 @@ class Hybrid(Recommender):
         weight = self.weights.get("content", 0.0)
         return sparse.csr_matrix(_row_max_scaled(knn) + weight * _row_max_scaled(content))
 
+    def _add_items(self, count: int, item_texts: Any) -> None:
+        texts = list(item_texts)
+        for model in self.models_.values():
+            model.add_items(texts)
+
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
         for name, model in self.models_.items():

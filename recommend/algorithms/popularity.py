@@ -74,6 +74,12 @@ class Popularity(Recommender):
             values[row, : min(n, head.size)] = self.scores_[head[:n]]
         return ids, values
 
+    def _add_items(self, count: int, item_texts: Any) -> None:
+        first = self.scores_.size
+        self.scores_ = np.concatenate([self.scores_, np.zeros(count, dtype=np.float32)])
+        self.ranking_ = np.concatenate([self.ranking_,
+                                        np.arange(first, first + count, dtype=np.int32)])
+
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"scores": self.scores_, "ranking": self.ranking_}
 

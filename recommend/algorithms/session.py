@@ -6,7 +6,12 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from recommend.algorithms.base import Recommender, csr_from_arrays, csr_to_arrays
+from recommend.algorithms.base import (
+    Recommender,
+    csr_from_arrays,
+    csr_to_arrays,
+    csr_widened,
+)
 from recommend.algorithms.knn import ItemKNN, neighbour_scores
 
 __all__ = ["Session", "session_rows"]
@@ -87,6 +92,9 @@ class Session(Recommender):
 
     def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
         return self.similarity_[items]
+
+    def _add_items(self, count: int, item_texts: Any) -> None:
+        self.similarity_ = csr_widened(self.similarity_, count, square=True)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return csr_to_arrays("similarity", self.similarity_)

@@ -198,3 +198,24 @@ def test_unseen_visitor_with_empty_history_gets_padding_or_popular_items() -> No
     ids, _ = fitted("hybrid").recommend(empty, n=3)
     popular, _ = fitted("popularity").recommend(empty, n=3)
     np.testing.assert_array_equal(ids, popular)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_add_items_widens_every_model_and_keeps_old_answers(name: str) -> None:
+    model = fitted(name)  # not the shared fixture: this test changes the model
+    X = interactions()
+    before_ids, before_scores = model.recommend(X[:4], n=5)
+    added = model.add_items(["oak lamp", "new linen chair"])
+    np.testing.assert_array_equal(added, [N_ITEMS, N_ITEMS + 1])
+    assert model.n_items_ == N_ITEMS + 2
+    wide = sparse.hstack([X[:4], sparse.csr_matrix((4, 2))], format="csr")
+    ids, scores = model.recommend(wide, n=5)
+    if isinstance(model, ContentModel):
+        assert (ids >= N_ITEMS).any()  # new items are recommendable by their text at once
+    else:
+        assert not isinstance(model, Popularity) or (ids < N_ITEMS).all()
+    if not isinstance(model, ContentModel | Hybrid):
+        np.testing.assert_array_equal(ids, before_ids)
+        np.testing.assert_allclose(scores, before_scores)
+    with pytest.raises(ValueError, match="one per new item"):
+        model.add_items("a string")
