@@ -339,6 +339,31 @@ def clusters_refit(*, site_id: int) -> int:
     return clustering.clusters_refit(site=site, as_of=site_now(state))
 
 
+def segment_evaluate_by_id(*, segment_id: int) -> int:
+    segment = Segment.objects.filter(pk=segment_id, kind=Segment.Kind.RULE,
+                                     is_active=True).first()
+    return 0 if segment is None else segment_evaluate(segment=segment)
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    profiles: int
+    events: int
+    seconds: float
+    segment_changes: int
+    clusters: int | None  # k, 0 with too few profiles, None when not refitted
+
+
+def profiles_rebuild(*, site_id: int, progress: Progress | None = None,
+                     refit_clusters: bool = True) -> RebuildResult:
+    """Everything anew: profiles and RFM, rule segment memberships, clusters."""
+    result = profiles_recompute(site_id=site_id, progress=progress)
+    changes = segments_sweep(site_id=site_id)
+    k = clusters_refit(site_id=site_id) if refit_clusters else None
+    return RebuildResult(profiles=result.profiles, events=result.events,
+                         seconds=result.seconds, segment_changes=changes, clusters=k)
+
+
 def segment_evaluate(*, segment: Segment) -> int:
     """Evaluate one rule segment over the whole site now (after it was edited)."""
     state, _ = SiteState.objects.get_or_create(site=segment.site)

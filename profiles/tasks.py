@@ -38,6 +38,18 @@ def refit_clusters(site_id: int) -> int:
     return services.clusters_refit(site_id=site_id)
 
 
+@shared_task(name="profiles.evaluate_segment", acks_late=True)
+def evaluate_segment(segment_id: int) -> int:
+    """Evaluate one rule segment over its whole site (after an edit); returns changes."""
+    return services.segment_evaluate_by_id(segment_id=segment_id)
+
+
+@shared_task(name="profiles.rebuild", acks_late=True)
+def rebuild(site_id: int) -> int:
+    """Recompute profiles, then rule segments and clusters; returns how many profiles."""
+    return services.profiles_rebuild(site_id=site_id).profiles
+
+
 _PER_SITE = {"recompute": recompute, "rescore": rescore, "sweep_segments": sweep_segments,
              "refit_clusters": refit_clusters}
 

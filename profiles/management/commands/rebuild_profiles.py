@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from profiles.models import SiteState
-from profiles.services import clusters_refit, profiles_recompute, segments_sweep
+from profiles.services import profiles_rebuild
 from tracking.models import Event, Site
 
 
@@ -52,16 +52,14 @@ class Command(BaseCommand):
                        desc=f"profiles of {site.name}", file=sys.stderr, mininterval=0.5,
                        dynamic_ncols=True)
         try:
-            result = profiles_recompute(site_id=site.pk,
-                                        progress=bar.update if bar is not None else None)
+            result = profiles_rebuild(site_id=site.pk, refit_clusters=not options["no_clusters"],
+                                      progress=bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
-        changes = segments_sweep(site_id=site.pk)
-        k = 0 if options["no_clusters"] else clusters_refit(site_id=site.pk)
-        clusters = f"{k} clusters" if k else "no clusters (too few profiles)"
-        if options["no_clusters"]:
-            clusters = "clusters not refitted"
+        clusters = {None: "clusters not refitted", 0: "no clusters (too few profiles)"}.get(
+            result.clusters, f"{result.clusters} clusters")
         self.stdout.write(
             f"{site.name}: {result.profiles} profiles from {result.events} events in "
-            f"{result.seconds:.1f} s; {changes} rule segment membership changes; {clusters}")
+            f"{result.seconds:.1f} s; {result.segment_changes} rule segment membership "
+            f"changes; {clusters}")
