@@ -1,7 +1,10 @@
 """Tables of the profiles app: profiles, identity links, RFM cut points, segments."""
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from tracking.models import Site
 
@@ -112,6 +115,12 @@ class SiteState(models.Model):
 
     def __str__(self) -> str:
         return f"profiles of site {self.site_id}"
+
+    def now(self) -> datetime:
+        """The site's "now": the wall clock, or its latest event under the data clock."""
+        if self.clock_mode == self.Clock.DATA and self.clock is not None:
+            return self.clock
+        return timezone.now()
 
 
 class AppliedBatch(models.Model):

@@ -47,7 +47,8 @@ class Test:
     def depends_on_time(self) -> bool:
         """Can it change with time alone, with no new event?"""
         return (self.kind == EVENTS and self.within_hours is not None) or \
-            self.kind == LAST_SEEN or (self.kind == METRIC and self.metric == "recency_days")
+            self.kind in (LAST_SEEN, STAGE) or \
+            (self.kind == METRIC and self.metric == "recency_days")
 
 
 @dataclass(frozen=True)

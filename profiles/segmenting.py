@@ -181,12 +181,13 @@ def segment_evaluate_all(*, segment: Segment, rule: rules.Rule, as_of: int) -> i
     return len(changed)
 
 
-def segments_sweep(*, site: Site, as_of: int) -> int:
-    """Evaluate every active rule segment of a site in full; record sizes. Returns changes."""
+def segments_sweep(*, site: Site, as_of: int, time_only: bool = False) -> int:
+    """Evaluate active rule segments of a site in full (only those time alone can change,
+    with ``time_only``); record sizes. Returns how many memberships changed."""
     changes = 0
-    segments = rule_segments(site=site)
-    for segment, rule in segments:
-        changes += segment_evaluate_all(segment=segment, rule=rule, as_of=as_of)
+    for segment, rule in rule_segments(site=site):
+        if rule.depends_on_time or not time_only:
+            changes += segment_evaluate_all(segment=segment, rule=rule, as_of=as_of)
     all_segments = list(Segment.objects.filter(site=site, is_active=True))
     _segment_sizes_refresh(segments=all_segments)
     segment_sizes_record(segments=all_segments)

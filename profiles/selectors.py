@@ -8,8 +8,9 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from profiles.conf import profile_settings
-from profiles.models import IdentityLink, Membership, Profile, Segment, SegmentSize
+from profiles.models import IdentityLink, Membership, Profile, Segment, SegmentSize, SiteState
 from profiles.segmenting import cache_key
+from profiles.state import affinity_normalized
 from tracking.models import Event, Site
 from tracking.services import subject_hash
 
@@ -71,3 +72,31 @@ def segment_size_series(*, segment: Segment, days: int = 90) -> list[tuple[datet
     since = timezone.now() - timedelta(days=days)
     return list(SegmentSize.objects.filter(segment=segment, at__gte=since)
                 .order_by("at").values_list("at", "size"))
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    """A subject's profile as the site owner's backend reads it."""
+
+    profile: Profile
+    recency_days: float
+    affinity: dict[str, float]  # normalized 0..1, highest first
+    device_shares: dict[str, float]
+    segments: list[dict[str, Any]]
+
+
+def profile_view(*, site: Site, raw_id: str, kind: str, top_categories: int = 20
+                 ) -> ProfileView | None:
+    """The profile of a raw user id ('u') or anon id ('a') of a site, or None."""
+    profile = profile_get(site=site, subject=profile_owner(site=site, raw_id=raw_id, kind=kind))
+    if profile is None:
+        return None
+    state = SiteState.objects.filter(site=site).first() or SiteState(site=site)
+    total = sum(profile.devices.values())
+    return ProfileView(
+        profile=profile,
+        recency_days=max((state.now() - profile.last_seen).total_seconds() / 86400, 0.0),
+        affinity=dict(list(affinity_normalized(profile.affinity).items())[:top_categories]),
+        device_shares={device: n / total for device, n in sorted(profile.devices.items())},
+        segments=subject_segments(site=site, subject=profile.subject),
+    )

@@ -61,9 +61,7 @@ def site_cuts(state: SiteState) -> rfm.Cuts | None:
 
 def site_now(state: SiteState) -> int:
     """The site's "now" in microseconds: the wall clock, or its latest event (data clock)."""
-    if state.clock_mode == SiteState.Clock.DATA and state.clock is not None:
-        return epoch_us(state.clock)
-    return epoch_us(timezone.now())
+    return epoch_us(state.now())
 
 
 # --- conversions between the state and the row ----------------------------------------
@@ -325,11 +323,11 @@ def profiles_rescore(*, site_id: int) -> int:
 # --- segments on schedule ---------------------------------------------------------
 
 
-def segments_sweep(*, site_id: int) -> int:
-    """Rule segments evaluated in full (time-based entries and exits), sizes recorded."""
+def segments_sweep(*, site_id: int, time_only: bool = False) -> int:
+    """Rule segments evaluated in full (all, or those time alone changes), sizes recorded."""
     site = Site.objects.get(pk=site_id)
     state, _ = SiteState.objects.get_or_create(site=site)
-    return segmenting.segments_sweep(site=site, as_of=site_now(state))
+    return segmenting.segments_sweep(site=site, as_of=site_now(state), time_only=time_only)
 
 
 def clusters_refit(*, site_id: int) -> int:

@@ -22,14 +22,16 @@ def recompute(site_id: int) -> int:
 
 @shared_task(name="profiles.rescore", acks_late=True)
 def rescore(site_id: int) -> int:
-    """New RFM cut points and stages for a site; returns how many profiles changed."""
-    return services.profiles_rescore(site_id=site_id)
+    """New RFM cut points and stages, then every rule segment; returns profiles changed."""
+    changed = services.profiles_rescore(site_id=site_id)
+    services.segments_sweep(site_id=site_id)
+    return changed
 
 
 @shared_task(name="profiles.sweep_segments", acks_late=True)
 def sweep_segments(site_id: int) -> int:
     """Time-based entries and exits of rule segments, then sizes; returns changes."""
-    return services.segments_sweep(site_id=site_id)
+    return services.segments_sweep(site_id=site_id, time_only=True)
 
 
 @shared_task(name="profiles.refit_clusters", acks_late=True)

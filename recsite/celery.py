@@ -4,6 +4,7 @@ import enum
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue as KombuQueue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
@@ -20,7 +21,8 @@ app = Celery("recsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = Queue.DEFAULT
 app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in Queue]
-app.conf.task_routes = {"tracking.*": {"queue": Queue.INGEST}}
+app.conf.task_routes = {"tracking.*": {"queue": Queue.INGEST},
+                       "profiles.*": {"queue": Queue.DEFAULT}}
 app.autodiscover_tasks()
 
 # Periodic work, each entry with an expiry so a backlog of beats never piles up.
@@ -34,5 +36,36 @@ app.conf.beat_schedule = {
         "task": "tracking.purge_retention",
         "schedule": 3600.0,
         "options": {"queue": Queue.DEFAULT, "expires": 3000},
+    },
+    # Profiles: each fans out one task per site.
+    "profiles-sweep-segments": {
+        "task": "profiles.for_each_site",
+        "schedule": 900.0,
+        "args": ("sweep_segments",),
+        "options": {"queue": Queue.DEFAULT, "expires": 800},
+    },
+    "profiles-rescore": {
+        "task": "profiles.for_each_site",
+        "schedule": 3600.0,
+        "args": ("rescore",),
+        "options": {"queue": Queue.DEFAULT, "expires": 3000},
+    },
+    "profiles-recompute": {
+        "task": "profiles.for_each_site",
+        "schedule": crontab(hour=3, minute=10),
+        "args": ("recompute",),
+        "options": {"queue": Queue.DEFAULT, "expires": 6 * 3600},
+    },
+    "profiles-refit-clusters": {
+        "task": "profiles.for_each_site",
+        "schedule": crontab(hour=4, minute=10),
+        "args": ("refit_clusters",),
+        "options": {"queue": Queue.DEFAULT, "expires": 6 * 3600},
+    },
+    # Recommend: a new model version per active site (each trained by its own task).
+    "recommend-train-all": {
+        "task": "recommend.train_all",
+        "schedule": 6 * 3600.0,
+        "options": {"queue": Queue.DEFAULT, "expires": 3600},
     },
 }
