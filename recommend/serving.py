@@ -1,0 +1,104 @@
+"""Models loaded in this process: the active version per site, swapped only once loaded.
+
+A request reads the site's active version id (one indexed query); when it differs from
+the model held here, the new artifact is loaded first and swapped in after, so serving
+never waits on, or breaks for, a version that is still training or fails to load.
+New catalog items are added to the held model (content vectors) every
+CATALOG_CHECK_SECONDS, without retraining.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from recommend.algorithms import Hybrid
+from recommend.algorithms.base import model_from_arrays
+from recommend.conf import recommend_settings
+from recommend.models import ModelVersion
+from recommend.selectors import item_text, model_version_active
+from tracking.models import Item
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model version in memory, with the external id of each item index."""
+
+    version_id: int
+    model: Hybrid
+    item_ids: list[str]
+    catalog_since: datetime | None  # catalog changes after this are checked for new items
+    item_index: dict[str, int] = field(init=False)
+    catalog_checked: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+
+_loaded: dict[int, LoadedModel] = {}
+_lock = threading.Lock()
+
+
+def model_load(version: ModelVersion) -> LoadedModel:
+    """Read a version's artifact; raises OSError or ValueError if it cannot be used."""
+    path = recommend_settings.MODEL_DIR / version.artifact
+    if not version.artifact:
+        raise ValueError(f"version {version.pk} has no artifact")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    model = model_from_arrays(arrays, prefix="model/")
+    if not isinstance(model, Hybrid):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a Hybrid")
+    return LoadedModel(version_id=version.pk, model=model,
+                       item_ids=[str(i) for i in arrays["item_ids"]],
+                       catalog_since=version.started_at)
+
+
+def active_model(*, site_id: int) -> LoadedModel | None:
+    """The site's model to serve: the active version once loaded, else the one held before."""
+    version = model_version_active(site_id=site_id)
+    held = _loaded.get(site_id)
+    if version is not None and (held is None or held.version_id != version.pk):
+        try:
+            fresh = model_load(version)
+        except (OSError, ValueError, KeyError):
+            logger.exception("cannot load model version %s; serving the previous one",
+                             version.pk)
+        else:
+            with _lock:
+                _loaded[site_id] = held = fresh
+    if held is not None and \
+            time.monotonic() - held.catalog_checked >= recommend_settings.CATALOG_CHECK_SECONDS:
+        catalog_items_add(held, site_id=site_id)
+    return held
+
+
+def catalog_items_add(loaded: LoadedModel, *, site_id: int) -> int:
+    """Add catalog items created or changed since the last check that the model lacks."""
+    with _lock:
+        checked_at = datetime.now().astimezone()
+        items = Item.objects.filter(site_id=site_id, available=True)
+        if loaded.catalog_since is not None:
+            items = items.filter(updated_at__gte=loaded.catalog_since)
+        new = [row for row in items.values_list("external_id", "title", "description",
+                                                "category", "tags")
+               if row[0] not in loaded.item_index]
+        if new:
+            indices = loaded.model.add_items([item_text(*row[1:]) for row in new])
+            for (external_id, *_), index in zip(new, indices, strict=True):
+                loaded.item_ids.append(external_id)
+                loaded.item_index[external_id] = int(index)
+        loaded.catalog_since = checked_at
+        loaded.catalog_checked = time.monotonic()
+        return len(new)
+
+
+def loaded_models_clear() -> None:
+    """Forget every model held in this process (tests, and after a site is erased)."""
+    with _lock:
+        _loaded.clear()
