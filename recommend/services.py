@@ -17,6 +17,7 @@ from recommend import offline
 from recommend.algorithms import Hybrid, Popularity
 from recommend.algorithms.base import model_arrays
 from recommend.conf import recommend_settings
+from recommend.datasets import Dataset
 from recommend.evaluation import split_last_fraction_per_user
 from recommend.models import ModelVersion
 from recommend.selectors import TrainingData, training_data_read
@@ -33,8 +34,14 @@ class TrainingError(Exception):
 
 
 def model_version_create(*, site: Site, params: dict[str, Any] | None = None) -> ModelVersion:
-    """A queued version of the site's model (train it with ``model_version_train``)."""
-    return ModelVersion.objects.create(site=site, params=params or {})
+    """A queued version of the site's model (train it with ``model_version_train``).
+
+    Without ``params`` it keeps the active version's (so tuned blend weights persist).
+    """
+    if params is None:
+        active = ModelVersion.objects.filter(site=site, is_active=True).first()
+        params = dict(active.params) if active is not None else {}
+    return ModelVersion.objects.create(site=site, params=params)
 
 
 def site_train(*, site: Site, params: dict[str, Any] | None = None,
@@ -98,6 +105,33 @@ def _train(version: ModelVersion, reporter: "_Reporter") -> None:
         n_items=data.events.n_items, data_from=data.data_from, data_to=data.data_to,
         size_bytes=path.stat().st_size, finished_at=timezone.now(),
         artifact=str(path.relative_to(recommend_settings.MODEL_DIR)))
+
+
+def site_weights_tune(*, site: Site, placement: str | None = None,
+                      progress: Progress | None = None) -> tuple[dict[str, float], float,
+                                                                 dict[str, Any]]:
+    """Blend weights with the best NDCG@20 on the site's held-out latest events; the
+    tuned weights, that NDCG, and the params a new version would take with them."""
+    since = timezone.now() - timedelta(days=recommend_settings.TRAIN_WINDOW_DAYS)
+    data = training_data_read(site=site, since=since, weights=recommend_settings.EVENT_WEIGHTS)
+    if data.n_events == 0:
+        raise TrainingError("no events with an item in the training window")
+    fraction = recommend_settings.TRAIN_HOLDOUT or 0.1
+    validation = split_last_fraction_per_user(data.events, fraction=fraction)
+    users = offline.test_users(validation, max_users=HOLDOUT_USERS, seed=42)
+    if users.size == 0:
+        raise TrainingError("too few events per subject to hold any out")
+    dataset = Dataset(name=site.name, events=data.events, item_texts=data.item_texts,
+                              item_ids=data.item_ids)
+    report = None if progress is None else (lambda message: progress(1.0, message))
+    weights, score = offline.weights_tune(dataset, validation, users=users, progress=report)
+    active = ModelVersion.objects.filter(site=site, is_active=True).first()
+    params = dict(active.params) if active is not None else {}
+    if placement:
+        params["placements"] = {**params.get("placements", {}), placement: weights}
+    else:
+        params["weights"] = weights
+    return weights, score, params
 
 
 def holdout_metrics(data: TrainingData, params: dict[str, Any]) -> dict[str, Any]:

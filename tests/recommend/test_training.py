@@ -1,5 +1,6 @@
 """Training as a service: versions from events, atomic switch, failures, serving, catalog."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,3 +175,29 @@ def test_train_all_queues_one_version_per_active_site(site):
                         secret_key_hint="sk", subject_salt="s", is_active=False)
     assert tasks.train_all() == 1  # eager in tests: trained at once
     assert ModelVersion.objects.get(site=site).status == ModelVersion.Status.READY
+
+
+def test_tune_a_site_then_train_with_the_weights_and_keep_them(site, tmp_path):
+    catalog(site)
+    behaviour(site)
+    out = tmp_path / "tune.json"
+    call_command("tune", "--site", site.public_key, "--placement", "product", "--train",
+                 "--json", str(out), verbosity=0)
+    result = json.loads(out.read_text())
+    assert set(result["weights"]) == {"knn", "content", "popularity", "session"}
+    version = ModelVersion.objects.get(pk=result["version"])
+    assert version.is_active and version.params["placements"]["product"] == result["weights"]
+    behaviour(site, subjects=8)
+    later = services.site_train(site=site)  # a scheduled retrain keeps the tuned weights
+    assert later.params["placements"] == version.params["placements"]
+    with pytest.raises(CommandError, match="either --site, or --format and --events"):
+        call_command("tune", verbosity=0)
+
+
+def test_tune_on_a_data_set_file(tmp_path):
+    data = Path(__file__).resolve().parent.parent / "data" / "movielens"
+    call_command("tune", "--format", "movielens", "--events", str(data),
+                 "--json", str(tmp_path / "t.json"), verbosity=0)
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert result["validation"].startswith("each user's last")
+    assert 0 <= result["ndcg@20"] <= 1 and result["weights"]["knn"] == 1.0
