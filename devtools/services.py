@@ -66,6 +66,28 @@ def redis_server_bin() -> str:
     return path
 
 
+def chromium_bin() -> str:
+    """Debian's Chromium, for the browser tests (never a browser downloaded by a test tool)."""
+    path = shutil.which("chromium")
+    if path is None:
+        _apt_install("chromium")
+        path = shutil.which("chromium")
+    if path is None:
+        raise ServiceError("chromium is still missing after installing chromium")
+    return path
+
+
+def npm_bin() -> str:
+    """npm (with Node.js), to install the tracker's build tools from its package-lock.json."""
+    path = shutil.which("npm")
+    if path is None or shutil.which("node") is None:
+        _apt_install("nodejs", "npm")
+        path = shutil.which("npm")
+    if path is None:
+        raise ServiceError("npm is still missing after installing nodejs and npm")
+    return path
+
+
 def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
     """Terminate a server, killing it if it does not exit in time."""
     proc.terminate()

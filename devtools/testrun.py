@@ -12,14 +12,26 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def step(title: str, command: list[str], env: dict[str, str] | None = None) -> None:
+def step(title: str, command: list[str], env: dict[str, str] | None = None,
+         cwd: Path = ROOT) -> None:
     print(f"\n== {title}: {' '.join(command)}", flush=True)
     started = time.monotonic()
-    result = subprocess.run(command, cwd=ROOT, env=env)
+    result = subprocess.run(command, cwd=cwd, env=env)
     if result.returncode != 0:
         print(f"== {title} failed (exit {result.returncode})", flush=True)
         sys.exit(result.returncode)
     print(f"== {title} passed in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def browser_tools() -> dict[str, str]:
+    """Chromium for the browser tests, and the tracker's build tools when not yet installed."""
+    tracker = ROOT / "static" / "tracker"
+    installed = tracker / "node_modules" / ".package-lock.json"
+    lock = tracker / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        step("tracker build tools", [services.npm_bin(), "ci", "--no-audit", "--no-fund"],
+             cwd=tracker)
+    return {"RECSITE_CHROMIUM": services.chromium_bin()}
 
 
 def main(argv: list[str]) -> None:
@@ -29,9 +41,10 @@ def main(argv: list[str]) -> None:
         step("lint", [str(BIN / "ruff"), "check", "."])
         step("import contracts", [str(BIN / "lint-imports"), "--no-cache"])
     try:
+        browser_env = browser_tools()
         with services.running() as service_env:
             print(f"\n== services: {service_env['DATABASE_URL']} {service_env['REDIS_URL']}")
-            env = {**os.environ, **service_env, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **service_env, **browser_env, "PYTHONUNBUFFERED": "1"}
             step("tests", [str(BIN / "pytest"), *argv], env=env)
     except services.ServiceError as error:
         print(f"error: {error}", file=sys.stderr)

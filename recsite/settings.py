@@ -146,7 +146,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-STATICFILES_DIRS = [path for path in [BASE_DIR / "static"] if path.is_dir()]
+# Only the built browser files: static/tracker/ also holds their sources and node_modules.
+STATICFILES_DIRS = [
+    ("tracker/dist", path) for path in [BASE_DIR / "static" / "tracker" / "dist"] if path.is_dir()
+]
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {
@@ -174,6 +177,8 @@ CORS_URLS_REGEX = r"^/api/v1/(collect|consent|recommendations|items/[^/]+/simila
 CORS_ALLOW_HEADERS = ["content-type"]
 CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
 CORS_PREFLIGHT_MAX_AGE = 86400
+# The tracker reads Retry-After on a 429 or 503 to back off as asked.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # --- recsite (documented in tracking/conf.py) -------------------------------
 RECSITE = {
