@@ -133,6 +133,8 @@ def ranking_metrics(recommended: np.ndarray, test: sparse.csr_matrix, users: np.
     number of held-out items; NDCG uses binary relevance; coverage is the share of the
     catalog that appears in at least one list.
     """
+    if len(users) == 0:
+        raise ValueError("no user has a held-out item new to them: nothing to measure")
     top = recommended[:, :k]
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     recall = np.zeros(len(users))

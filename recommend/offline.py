@@ -14,7 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from recommend.algorithms import ContentModel, Hybrid, ItemKNN, Popularity, Session
-from recommend.algorithms.hybrid import blend
+from recommend.algorithms.hybrid import DEFAULT_WEIGHTS, blend
 from recommend.algorithms.session import session_rows
 from recommend.algorithms.sparse import top_n_rows
 from recommend.datasets import Dataset
@@ -184,7 +184,14 @@ def validation_split(split: Split, *, protocol: str, fraction: float, seed: int)
 def weights_tune(dataset: Dataset, validation: Split, *, users: np.ndarray, k: int = 20,
                  grid: Mapping[str, tuple[float, ...]] = WEIGHT_GRID,
                  progress: Progress | None = None) -> tuple[dict[str, float], float]:
-    """The blend weights with the best NDCG@k on the validation split, and that NDCG."""
+    """The blend weights with the best NDCG@k on the validation split, and that NDCG.
+
+    With no validation user (too little data), the default weights and a score of 0.
+    """
+    if users.size == 0:
+        if progress:
+            progress("no validation user has a new held-out item: default blend weights")
+        return dict(DEFAULT_WEIGHTS), 0.0
     data = eval_input(dataset, validation)
     hybrid = Hybrid().fit(data.train, item_texts=data.item_texts)
     found = hybrid.component_candidates(
@@ -221,6 +228,9 @@ def evaluation_run(dataset: Dataset, *, protocol: str | None = None,
     fraction = fraction if fraction is not None else DEFAULT_FRACTION.get(dataset.name, 0.2)
     split = dataset_split(dataset, protocol=protocol, fraction=fraction, seed=seed)
     users = test_users(split, max_users=max_users, seed=seed)
+    if users.size == 0:
+        raise ValueError(f"{split.description}: no user has a held-out item they did not "
+                         "have in training; try a larger --fraction or more data")
     weights = None
     wanted = set(models) if models is not None else None
     if tune and (wanted is None or "hybrid" in wanted):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from recommend.algorithms.hybrid import DEFAULT_WEIGHTS
 from recommend.datasets import dataset_read
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -75,3 +76,26 @@ def test_npz_random_protocol(tmp_path: Path) -> None:
 def test_bad_arguments_are_clear_errors(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("evaluate", *args, verbosity=0)
+
+
+def test_retailrocket_events_file_weights_and_time_split(tmp_path: Path) -> None:
+    # A format fixture in RetailRocket's events.csv layout (the real file is not shipped).
+    lines = ["timestamp,visitorid,event,itemid,transactionid"]
+    for visitor in range(12):
+        for step, item in enumerate([visitor % 3, 3 + visitor % 3, 6 + visitor % 2]):
+            lines.append(f"{1433221332117 + 3600_000 * step},{visitor},view,{item},")
+        lines.append(f"{1433221332117 + 3600_000 * 5},{visitor},addtocart,{9 + visitor % 2},")
+    (tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    dataset = dataset_read(format="retailrocket", path=tmp_path / "events.csv")
+    assert dataset.item_texts is None and dataset.events.n_users == 12
+    assert sorted(set(dataset.events.weights.tolist())) == [1.0, 3.0]
+    report = run(tmp_path, "--format", "retailrocket", "--events", str(tmp_path / "events.csv"),
+                 "--fraction", "0.25")
+    assert report["protocol"] == "each user's last 25% of events by time"
+    assert [row["model"] for row in report["models"]] == [
+        "popularity", "item_knn", "session", "hybrid"]
+    assert report["test_users"] == 12
+    assert set(report["hybrid_weights"]) == set(DEFAULT_WEIGHTS) - {"content"}  # no texts
+    with pytest.raises(CommandError, match="no user has a held-out item"):
+        run(tmp_path, "--format", "retailrocket", "--events", str(tmp_path / "events.csv"),
+            "--protocol", "global-time", "--fraction", "0.01")

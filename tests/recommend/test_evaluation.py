@@ -30,6 +30,12 @@ def test_metrics_known_answer() -> None:
         (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3)) / 2)
 
 
+def test_metrics_refuse_an_empty_user_set() -> None:
+    with pytest.raises(ValueError, match="nothing to measure"):
+        ranking_metrics(np.empty((0, 2), dtype=np.int32), sparse.csr_matrix((0, 3)),
+                        np.empty(0, dtype=int), k=2, n_items=3)
+
+
 def events(n_users: int = 30, per_user: int = 20, seed: int = 0) -> Interactions:
     rng = np.random.default_rng(seed)
     users = np.repeat(np.arange(n_users), per_user)

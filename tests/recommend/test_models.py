@@ -124,3 +124,17 @@ def test_hybrid_uses_recent_rows_for_session_candidates() -> None:
     recent = session_rows([[2]], 6)
     ids, _ = hybrid.recommend(rows([0]), n=1, recent_rows=recent)
     assert ids[0, 0] == 3
+
+
+def test_tuning_without_validation_users_falls_back_to_default_weights() -> None:
+    from recommend.algorithms.hybrid import DEFAULT_WEIGHTS
+    from recommend.datasets import Dataset
+    from recommend.evaluation import Interactions, split_random_per_user
+    from recommend.offline import weights_tune
+
+    one_each = sparse.identity(4, format="csr", dtype=np.float32)  # nothing to hold out
+    split = split_random_per_user(one_each, fraction=0.2, seed=1)
+    coo = one_each.tocoo()
+    dataset = Dataset(name="tiny", item_texts=None, item_ids=["a", "b", "c", "d"],
+                      events=Interactions(coo.row, coo.col, coo.data, None, 4, 4))
+    assert weights_tune(dataset, split, users=split.test_users) == (DEFAULT_WEIGHTS, 0.0)
