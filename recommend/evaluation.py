@@ -135,16 +135,21 @@ def ranking_metrics(recommended: np.ndarray, test: sparse.csr_matrix, users: np.
     """
     if len(users) == 0:
         raise ValueError("no user has a held-out item new to them: nothing to measure")
-    top = recommended[:, :k]
+    top = np.asarray(recommended[:, :k], dtype=np.int64)
+    truth = sparse.csr_matrix(test[users])
+    n_truth = np.diff(truth.indptr)
+    if not n_truth.all():
+        raise ValueError("every user measured must have at least one held-out item")
+    # A hit is a (row, item) pair present in both: compare them as one int64 key each.
+    truth_keys = np.repeat(np.arange(len(users), dtype=np.int64), n_truth) * n_items \
+        + truth.indices
+    top_keys = np.arange(len(users), dtype=np.int64)[:, None] * n_items + top
+    hits = np.isin(top_keys, truth_keys) & (top >= 0)
+    relevant = np.minimum(k, n_truth)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    recall = np.zeros(len(users))
-    ndcg = np.zeros(len(users))
-    for row, user in enumerate(users):
-        truth = test.indices[test.indptr[user]:test.indptr[user + 1]]
-        hits = np.isin(top[row], truth) & (top[row] >= 0)
-        relevant = min(k, truth.size)
-        recall[row] = hits.sum() / relevant
-        ndcg[row] = (hits * discounts).sum() / discounts[:relevant].sum()
+    ideal = np.concatenate(([0.0], np.cumsum(discounts)))[relevant]
+    recall = hits.sum(axis=1) / relevant
+    ndcg = (hits * discounts[: top.shape[1]]).sum(axis=1) / ideal
     shown = np.unique(top[top >= 0])
     return {
         f"recall@{k}": float(recall.mean()),
