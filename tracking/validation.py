@@ -8,7 +8,7 @@ whole (400) and a bad event alone (listed in the 202 answer by index).
 import math
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,7 +109,12 @@ def clean_uuid(value: Any, field: str) -> str:
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
-    """An ISO 8601 time with a zone (``Z`` or an offset), or epoch milliseconds."""
+    """An ISO 8601 time with a zone (``Z`` or an offset), or epoch milliseconds, in UTC."""
+    return _aware_time(value, field).astimezone(UTC)
+
+
+def _aware_time(value: Any, field: str) -> datetime:
+    """``parse_timestamp`` left in the zone it was given in (comparisons need no conversion)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value) or not 0 <= value < 1e14:
             raise Invalid(field, "epoch milliseconds out of range")
@@ -122,7 +127,7 @@ def parse_timestamp(value: Any, field: str) -> datetime:
         raise Invalid(field, f"is not an ISO 8601 time: {value!r}") from None
     if parsed.tzinfo is None:
         raise Invalid(field, "needs a time zone, e.g. a trailing Z for UTC")
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 def json_type(value: Any) -> str:
@@ -182,12 +187,12 @@ def clean_free_object(value: Any, field: str, *, max_keys: int, depth: int = 0) 
         raise Invalid(field, f"has {len(value)} keys; the limit is {max_keys}")
     clean: dict[str, Any] = {}
     for key, item in value.items():
-        if not _key_is_valid(key):
+        if key not in _valid_keys and not _key_is_valid(key):
             raise Invalid(f"{field}.{key[:64]}", "is not a valid key (letters, digits, _ . -)")
         kind = type(item)
         # The common cases inline; anything else goes through clean_free_value.
         if (kind is str and len(item) <= MAX_TEXT and "\x00" not in item) or item is None \
-                or kind is int or kind is bool:
+                or kind is int or kind is bool or (kind is float and math.isfinite(item)):
             clean[key] = item
         else:
             clean[key] = clean_free_value(item, f"{field}.{key}", depth)
@@ -228,19 +233,22 @@ def clean_page(value: Any) -> dict[str, str] | None:
     return page
 
 
-def clean_item(value: Any, field: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Invalid(field, f"must be an object, not {json_type(value)}")
-    if "item_id" not in value:
-        raise Invalid(f"{field}.item_id", "is required")
-    item = clean_free_object(value, field, max_keys=MAX_ITEM_KEYS, depth=1)
-    item["item_id"] = clean_id(value["item_id"], f"{field}.item_id", max_len=100)
-    if value.get("price") is not None:
-        item["price"] = clean_number(value["price"], f"{field}.price", minimum=-1e12,
-                                     maximum=1e12)
-    if value.get("quantity") is not None:
-        item["quantity"] = clean_int(value["quantity"], f"{field}.quantity",
-                                     minimum=-1_000_000, maximum=1_000_000)
+def clean_item(value: Any, field: str, index: int) -> dict[str, Any]:
+    """Entry ``index`` of the list ``field``; the path is spelled out only in an error."""
+    try:
+        if not isinstance(value, dict):
+            raise Invalid("", f"must be an object, not {json_type(value)}")
+        if "item_id" not in value:
+            raise Invalid(".item_id", "is required")
+        item = clean_free_object(value, "", max_keys=MAX_ITEM_KEYS, depth=1)
+        item["item_id"] = clean_id(value["item_id"], ".item_id", max_len=100)
+        if value.get("price") is not None:
+            item["price"] = clean_number(value["price"], ".price", minimum=-1e12, maximum=1e12)
+        if value.get("quantity") is not None:
+            item["quantity"] = clean_int(value["quantity"], ".quantity",
+                                         minimum=-1_000_000, maximum=1_000_000)
+    except Invalid as error:
+        raise Invalid(f"{field}[{index}]{error.field}", error.detail, error.reason) from None
     return item
 
 
@@ -276,6 +284,14 @@ class TimeWindow:
     max_future: timedelta | None
     max_age: timedelta | None
     max_skew: timedelta
+    latest: datetime | None = field(init=False)  # the bounds, computed once per batch
+    earliest: datetime | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        latest = None if self.max_future is None else self.received_at + self.max_future
+        earliest = None if self.max_age is None else self.received_at - self.max_age
+        object.__setattr__(self, "latest", latest)
+        object.__setattr__(self, "earliest", earliest)
 
 
 def clock_offset(window: TimeWindow) -> timedelta:
@@ -286,16 +302,17 @@ def clock_offset(window: TimeWindow) -> timedelta:
     return max(-window.max_skew, min(window.max_skew, offset))
 
 
+_EVENT_KEYS = frozenset({"event_id", "name", "ts", "anon_id", "user_id", "session_id", "page",
+                         "context", "items", "params"})
+
+
 def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, Any]:
     """A validated event in the stored form; raises Invalid naming the field."""
     if not isinstance(value, dict):
         raise Invalid("event", f"must be an object, not {json_type(value)}")
-    known = {"event_id", "name", "ts", "anon_id", "user_id", "session_id", "page", "context",
-             "items", "params"}
-    unknown = set(value) - known
-    if unknown:
-        raise Invalid(sorted(unknown)[0][:64], "is not an event field; put custom values in "
-                      "params")
+    if not value.keys() <= _EVENT_KEYS:
+        raise Invalid(sorted(value.keys() - _EVENT_KEYS)[0][:64], "is not an event field; put "
+                      "custom values in params")
     for required in ("event_id", "name", "ts"):
         if required not in value:
             raise Invalid(required, "is required")
@@ -303,11 +320,11 @@ def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, 
     name = value["name"]
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise Invalid("name", "must match ^[a-z][a-z0-9_]{0,39}$ (GA4 style, e.g. view_item)")
-    ts = parse_timestamp(value["ts"], "ts") + offset
-    if window.max_future is not None and ts > window.received_at + window.max_future:
+    ts = _aware_time(value["ts"], "ts") + offset
+    if window.latest is not None and ts > window.latest:
         raise Invalid("ts", f"lies {(ts - window.received_at)} in the future after clock-skew "
                       "correction")
-    if window.max_age is not None and ts < window.received_at - window.max_age:
+    if window.earliest is not None and ts < window.earliest:
         raise Invalid("ts", f"is older than the {window.max_age.days}-day limit")
     anon_id = value.get("anon_id")
     if anon_id is not None:
@@ -325,16 +342,17 @@ def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, 
             raise Invalid("items", f"must be an array, not {json_type(items_in)}")
         if len(items_in) > MAX_ITEMS:
             raise Invalid("items", f"has {len(items_in)} entries; the limit is {MAX_ITEMS}")
-        items = [clean_item(item, f"items[{i}]") for i, item in enumerate(items_in)]
+        items = [clean_item(item, "items", i) for i, item in enumerate(items_in)]
     context = value.get("context")
     context = {} if context is None else clean_free_object(context, "context",
                                                            max_keys=MAX_CONTEXT)
+    if window.latest is not None and ts > window.received_at:
+        ts = window.received_at
     return {
         "event_id": event_id,
         "name": name,
         # Stored as a float epoch: exact enough (microseconds) and cheap to read back.
-        "ts": min(ts, window.received_at).timestamp() if window.max_future is not None
-        else ts.timestamp(),
+        "ts": ts.timestamp(),
         "anon_id": anon_id,
         "user_id": user_id,
         "session_id": session_id,
