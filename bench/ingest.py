@@ -14,9 +14,12 @@ W      one Celery worker alone, no load: drains the same pending batches of A
        each run; events/s processed (Event rows plus counted drops).
 naive  the baseline (bench/naive.py): a DRF ModelSerializer saving ONE event per
        request with the ORM, same server, same load tool, one event per request.
-B      end to end: the worker drains the outbox while the load runs on the same
-       two cores; events/s processed, the backlog sampled every second, the
-       drain time after the load stops.
+B      end to end at saturation: the worker drains the outbox while the load runs
+       flat out on the same two cores; events/s processed, the backlog sampled
+       every second, the drain time after the load stops.
+R      end to end at a fixed offered rate (--rate, 8,000 events/s by default;
+       wrk paces requests with a per-thread schedule): is all of it accepted and
+       processed while it arrives, with a backlog that does not grow?
 
 Each run waits for the machine to be quiet and is measured again (once) when
 other processes took CPU meanwhile; the CPU used by every component (gunicorn,
@@ -394,12 +397,43 @@ PATHS = {"collect": "/api/v1/collect", "naive": "/bench/naive/event", "hello": "
 EVENTS_PER_REQUEST = {"collect": EVENTS_PER_BATCH, "naive": 1, "hello": 1}
 
 
-def lua_script(kind: str, *, site: str | int, subjects: int, ts_spread_ms: int) -> str:
+# An open-loop pace: each wrk thread sends on a fixed schedule (INTERVAL_MS apart)
+# whatever the latency, catching up at most one second after a stall.
+LUA_PACED = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_usec; } recsite_timeval;
+int gettimeofday(recsite_timeval *tv, void *tz);
+]]
+local tv = ffi.new("recsite_timeval")
+local function now_ms()
+  ffi.C.gettimeofday(tv, nil)
+  return tonumber(tv.tv_sec) * 1000 + tonumber(tv.tv_usec) / 1000
+end
+local next_slot = nil
+function delay()
+  local now = now_ms()
+  if next_slot == nil or next_slot < now - 1000 then next_slot = now end
+  local wait = next_slot - now
+  next_slot = next_slot + INTERVAL_MS
+  if wait < 0 then return 0 end
+  return math.floor(wait)
+end
+"""
+
+
+def lua_script(kind: str, *, site: str | int, subjects: int, ts_spread_ms: int,
+               interval_ms: float | None = None) -> str:
+    """The wrk script of one kind of load; paced to one request per ``interval_ms`` per
+    thread when given."""
     run = secrets.token_hex(4)
     head = (f'RUN = "{run}"\nORIGIN = "{ORIGIN}"\nSUBJECTS = {subjects}\n'
             f"TS_SPREAD_MS = {ts_spread_ms}\nPER_REQUEST = {EVENTS_PER_BATCH}\n")
     head += f'SITE = "{site}"\n' if kind == "collect" else f"SITE = {int(site)}\n"
-    return head + LUA_COMMON + LUA_BODIES[kind]
+    script = head + LUA_COMMON + LUA_BODIES[kind]
+    if interval_ms is not None:
+        script = f"INTERVAL_MS = {interval_ms:.6f}\n" + script + LUA_PACED
+    return script
 
 
 @dataclass
@@ -535,19 +569,25 @@ class Bench:
     workdir: Path
     named: dict[int, str]
 
-    def load(self, kind: str, seconds: float) -> LoadResult:
+    def load(self, kind: str, seconds: float, rate: float | None = None) -> LoadResult:
+        """wrk flat out, or paced to ``rate`` events/s in all."""
+        interval_ms = None
+        if rate:
+            per_thread = rate / EVENTS_PER_REQUEST[kind] / self.args.wrk_threads
+            interval_ms = 1000.0 / per_thread
         script = lua_script(kind, site=self.public_key if kind == "collect" else self.site_id,
-                            subjects=self.args.subjects, ts_spread_ms=self.args.ts_spread * 1000)
+                            subjects=self.args.subjects, ts_spread_ms=self.args.ts_spread * 1000,
+                            interval_ms=interval_ms)
         return wrk_run(url=self.base + PATHS[kind], script=script, seconds=seconds,
                        connections=self.args.connections, threads=self.args.wrk_threads,
                        workdir=self.workdir, events_per_request=EVENTS_PER_REQUEST[kind],
                        procs=self.procs)
 
-    def measured_load(self, kind: str, seconds: float | None = None
+    def measured_load(self, kind: str, seconds: float | None = None, rate: float | None = None
                       ) -> tuple[LoadResult, dict[str, float]]:
         meter = CpuMeter(self.named)
         meter.start()
-        result = self.load(kind, seconds or self.args.seconds)
+        result = self.load(kind, seconds or self.args.seconds, rate)
         return result, meter.stop()
 
     def phase_hello(self, run: int) -> dict[str, Any]:
@@ -608,14 +648,17 @@ class Bench:
             "cpu_pct": cpu,
         }
 
-    def phase_b(self, run: int) -> dict[str, Any]:
+    def phase_r(self, run: int) -> dict[str, Any]:
+        return self.phase_b(run, rate=self.args.rate)
+
+    def phase_b(self, run: int, rate: float | None = None) -> dict[str, Any]:
         self.db.truncate("tracking_rawbatch", "tracking_event", "tracking_dailycount")
         sampler = BacklogSampler(self.env["DATABASE_URL"])
         processed0 = self.db.processed()
         sampler.start()
         t0 = time.monotonic()
         try:
-            result, cpu = self.measured_load("collect")
+            result, cpu = self.measured_load("collect", rate=rate)
         finally:
             t1 = time.monotonic()
             processed1 = self.db.processed()
@@ -632,7 +675,9 @@ class Bench:
             time.sleep(0.2)
         processed2 = self.db.processed()
         left = self.db.backlog()
-        row = row_of(result, cpu, phase="B", run=run)
+        row = row_of(result, cpu, phase="R" if rate else "B", run=run)
+        if rate:
+            row["offered_events_per_s"] = rate
         load_s = t1 - t0
         during = processed1 - processed0
         row.update(
@@ -835,7 +880,7 @@ def print_run(row: dict[str, Any]) -> None:
     if row.get("contended"):
         line += f"  [CONTENDED: others {row['cpu_pct'].get('others', 0):.0f}%]"
     print(line, flush=True)
-    if row["phase"] == "B":
+    if row["phase"] in ("B", "R"):
         b = row["backlog"]
         print(f"          processed {fmt(row['processed_per_s'])} events/s during the load; "
               f"backlog (events) start {fmt(b.get('start'))} end {fmt(b.get('end'))} "
@@ -851,6 +896,7 @@ def targets(report: dict[str, Any]) -> list[str]:
     """The issue's targets against the medians measured, one line each."""
     lines = []
     a, b = report["medians"].get("A"), report["medians"].get("B")
+    r = report["medians"].get("R")
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
@@ -862,12 +908,15 @@ def targets(report: dict[str, Any]) -> list[str]:
     if report.get("ratio") is not None:
         lines.append(f"target: >= 20x the naive baseline: {report['ratio']:.1f}x -> "
                      f"{verdict(report['ratio'] >= 20)}")
-    if b:
-        ok = (b["events_per_s"] >= 8000 and (b.get("processed_per_s") or 0) >= 8000
-              and report.get("backlog_verdict") == "steady")
-        lines.append(f"target B: >= 8,000 events/s accepted and processed, steady backlog: "
-                     f"{fmt(b['events_per_s'])} accepted, {fmt(b.get('processed_per_s'))} "
-                     f"processed, backlog {report.get('backlog_verdict')} -> {verdict(ok)}")
+    for phase, s in (("B", b), ("R", r)):
+        if not s:
+            continue
+        backlog = report.get("backlog_verdict", {}).get(phase)
+        ok = (s["events_per_s"] >= 8000 and (s.get("processed_per_s") or 0) >= 8000
+              and backlog == "steady")
+        lines.append(f"target {phase}: >= 8,000 events/s accepted and processed, steady backlog: "
+                     f"{fmt(s['events_per_s'])} accepted, {fmt(s.get('processed_per_s'))} "
+                     f"processed, backlog {backlog} -> {verdict(ok)}")
     return lines
 
 
@@ -892,9 +941,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"{'non-2xx':>9}{'sock err':>9}")
     print(head)
     labels = {"hello": "hello  Django no-op view (GET)", "A": "A  collect, web only",
-              "naive": "naive  DRF ORM 1 event/req", "B": "B  collect + worker"}
+              "naive": "naive  DRF ORM 1 event/req", "B": "B  collect + worker, flat out",
+              "R": f"R  collect + worker, {report['config']['rate']:,.0f}/s"}
     w = report["medians"].get("W")
-    for phase in ("hello", "A", "naive", "B"):
+    for phase in ("hello", "A", "naive", "B", "R"):
         s = report["medians"].get(phase)
         if not s:
             continue
@@ -903,21 +953,24 @@ def print_table(report: dict[str, Any]) -> None:
               f"{fmt(s['p50_ms'], 1):>8}{fmt(s['p99_ms'], 1):>8}{fmt(s['non_2xx']):>9}"
               f"{fmt(s['socket_errors']):>9}")
     b = report["medians"].get("B")
-    if w or b:
+    if w or b or report["medians"].get("R"):
         print("-" * 100)
     if w:
         print(f"W  worker alone (no load) drains {fmt(report['config']['drain_batches'])} pending "
               f"batches of A: {fmt(w.get('processed_per_s'))} events/s processed "
               f"(Event rows + counted drops)")
-    if b:
-        print(f"B end to end: processed {fmt(b.get('processed_per_s'))} events/s during the load "
-              f"(accepted {fmt(b['events_per_s'])}); backlog events start "
-              f"{fmt(b.get('backlog_start'))} / end {fmt(b.get('backlog_end'))} / max "
-              f"{fmt(b.get('backlog_max'))}, trend {fmt(b.get('backlog_slope_events_per_s'))} "
-              f"events/s -> {report['backlog_verdict']}")
-        print(f"  after the load: the remainder drained in {fmt(b.get('drain_s'), 1)} s "
-              f"({fmt(b.get('drain_events_per_s'))} events/s); load + drain end to end "
-              f"{fmt(b.get('end_to_end_per_s'))} events/s")
+    for phase in ("B", "R"):
+        s = report["medians"].get(phase)
+        if not s:
+            continue
+        print(f"{phase} end to end: processed {fmt(s.get('processed_per_s'))} events/s during "
+              f"the load (accepted {fmt(s['events_per_s'])}); backlog events start "
+              f"{fmt(s.get('backlog_start'))} / end {fmt(s.get('backlog_end'))} / max "
+              f"{fmt(s.get('backlog_max'))}, trend {fmt(s.get('backlog_slope_events_per_s'))} "
+              f"events/s -> {report['backlog_verdict'][phase]}")
+        print(f"  after the load: the remainder drained in {fmt(s.get('drain_s'), 1)} s "
+              f"({fmt(s.get('drain_events_per_s'))} events/s); load + drain end to end "
+              f"{fmt(s.get('end_to_end_per_s'))} events/s")
     contended = {p: s["contended_runs"] for p, s in report["medians"].items()
                  if s.get("contended_runs")}
     if contended:
@@ -927,7 +980,7 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"ratio accepted events/s, ours (A) / naive: {report['ratio']:.1f}x")
     for line in targets(report):
         print(line)
-    for phase in ("hello", "A", "W", "naive", "B"):
+    for phase in ("hello", "A", "W", "naive", "B", "R"):
         s = report["medians"].get(phase)
         if s:
             print(f"CPU % of one core ({phase}, 200 = both cores): {s['cpu_pct']}")
@@ -944,8 +997,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20, help="load time of each measured run")
     p.add_argument("--connections", type=int, default=32, help="wrk connections")
     p.add_argument("--repeat", type=int, default=3, help="runs per phase (medians quoted)")
-    p.add_argument("--phases", default="hello,A,W,naive,B",
-                   help="which phases, comma separated (hello, A, W, naive, B)")
+    p.add_argument("--phases", default="hello,A,W,naive,B,R",
+                   help="which phases, comma separated (hello, A, W, naive, B, R)")
+    p.add_argument("--rate", type=float, default=8000,
+                   help="events/s offered in phase R (paced, not flat out)")
     p.add_argument("--drain-batches", type=int, default=2500,
                    help="pending batches of phase A that phase W drains in each run")
     p.add_argument("--hello-seconds", type=float, default=5,
@@ -1034,7 +1089,7 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
         "config": {k: getattr(args, k) for k in (
             "seconds", "connections", "repeat", "workers", "worker_class", "threads",
             "wrk_threads", "pool", "concurrency", "subjects", "ts_spread", "warmup",
-            "others_limit", "drain_batches")},
+            "others_limit", "drain_batches", "rate")},
         "runs": [], "medians": {},
     }
     m = report["machine"]
@@ -1055,19 +1110,19 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
         print(f"gunicorn on {base}; load {args.seconds:g} s x {args.repeat} per phase",
               flush=True)
         runners = {"hello": bench.phase_hello, "A": bench.phase_a, "W": bench.phase_w,
-                   "naive": bench.phase_naive, "B": bench.phase_b}
+                   "naive": bench.phase_naive, "B": bench.phase_b, "R": bench.phase_r}
         unknown = set(phases) - set(runners)
         if unknown:
             raise SystemExit(f"unknown phase {sorted(unknown)[0]!r}; choose from {list(runners)}")
         for phase in phases:
-            if phase in ("W", "B"):
-                if phase == "B":
+            if phase in ("W", "B", "R"):
+                if phase in ("B", "R"):
                     db.truncate("tracking_rawbatch")
                 redis_flush(env["REDIS_URL"])  # no stale flag or message; before the worker
                 worker_start(procs, env, args)
                 named[procs.running["worker"].pid] = "worker"
             if phase != "W":
-                bench.warm_up("collect" if phase in ("A", "B") else phase)
+                bench.warm_up("collect" if phase in ("A", "B", "R") else phase)
             rows = []
             for number in range(1, args.repeat + 1):
                 row = measured_run(runners[phase], number, args,
@@ -1076,7 +1131,7 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
                 rows.append(row)
             report["runs"].extend(rows)
             report["medians"][phase] = summarize(rows)
-            if phase in ("W", "B"):
+            if phase in ("W", "B", "R"):
                 procs.stop("worker")
     except Exception:
         for name in ("gunicorn", "worker"):
@@ -1089,11 +1144,13 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
     a, naive = report["medians"].get("A"), report["medians"].get("naive")
     report["ratio"] = (a["events_per_s"] / naive["events_per_s"]
                        if a and naive and naive["events_per_s"] else None)
-    b = report["medians"].get("B")
-    if b:
-        growing = (b["backlog_slope_events_per_s"] > 0.05 * b["events_per_s"]
-                   and b["backlog_end"] > b["backlog_start"])
-        report["backlog_verdict"] = "GROWING" if growing else "steady"
+    report["backlog_verdict"] = {}
+    for phase in ("B", "R"):
+        s = report["medians"].get(phase)
+        if s:
+            growing = (s["backlog_slope_events_per_s"] > 0.05 * s["events_per_s"]
+                       and s["backlog_end"] > s["backlog_start"])
+            report["backlog_verdict"][phase] = "GROWING" if growing else "steady"
     report["targets"] = targets(report)
     report["wall_seconds"] = round(time.monotonic() - started)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
