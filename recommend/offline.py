@@ -14,9 +14,8 @@ import numpy as np
 from scipy import sparse
 
 from recommend.algorithms import ContentModel, Hybrid, ItemKNN, Popularity, Session
-from recommend.algorithms.hybrid import DEFAULT_WEIGHTS, blend
+from recommend.algorithms.hybrid import DEFAULT_WEIGHTS
 from recommend.algorithms.session import session_rows
-from recommend.algorithms.sparse import top_n_rows
 from recommend.datasets import Dataset
 from recommend.evaluation import (
     Interactions,
@@ -166,6 +165,57 @@ WEIGHT_GRID = {"knn": (1.0,), "content": (0.0, 0.05, 0.1, 0.2, 0.4, 0.8),
                "popularity": (0.0, 0.02, 0.05, 0.1, 0.2), "session": (0.0, 0.5, 1.0, 2.0, 4.0)}
 
 
+@dataclass(frozen=True)
+class CandidateTable:
+    """Every candidate (user, item) of the components, with each component's score scaled
+    as ``blend`` scales it: trying a weighting is then one product and one partition."""
+
+    names: list[str]
+    items: np.ndarray  # item of each candidate
+    values: np.ndarray  # candidates x components
+    layout: np.ndarray  # users x most candidates of a user: candidate index, -1 pad
+
+    @classmethod
+    def of(cls, found: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> "CandidateTable":
+        names = sorted(found)
+        n_users = next(iter(found.values()))[0].shape[0]
+        pairs = np.concatenate([
+            np.stack([np.repeat(np.arange(n_users), found[name][0].shape[1]),
+                      found[name][0].ravel()], axis=1) for name in names])
+        pairs = pairs[pairs[:, 1] >= 0]
+        unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+        values = np.zeros((len(unique), len(names)))
+        start = 0
+        for column, name in enumerate(names):
+            ids, scores = found[name]
+            best = np.where(ids[:, :1] >= 0, scores[:, :1], 1.0)
+            scaled = (scores / np.where(best > 0, best, 1.0))[ids >= 0]
+            values[inverse.ravel()[start:start + scaled.size], column] = scaled
+            start += scaled.size
+        counts = np.bincount(unique[:, 0], minlength=n_users)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        layout = np.full((n_users, max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
+        layout[unique[:, 0], np.arange(len(unique)) - starts[unique[:, 0]]] = np.arange(
+            len(unique))
+        return cls(names=names, items=unique[:, 1], values=values, layout=layout)
+
+    def top_n(self, weights: Mapping[str, float], n: int) -> np.ndarray:
+        """Each user's n best items under these weights: int32 ids, -1 pad."""
+        blended = self.values @ np.array([weights.get(name, 0.0) for name in self.names])
+        scores = np.where(self.layout >= 0, blended[self.layout], -np.inf)
+        scores[scores <= 0] = -np.inf
+        n_best = min(n, scores.shape[1])
+        part = np.argpartition(-scores, n_best - 1, axis=1)[:, :n_best]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        chosen = np.take_along_axis(part, order, axis=1)
+        ids = np.where(np.take_along_axis(part_scores, order, axis=1) > -np.inf,
+                       self.items[np.take_along_axis(self.layout, chosen, axis=1)], -1)
+        padded = np.full((scores.shape[0], n), -1, dtype=np.int32)
+        padded[:, :n_best] = ids
+        return padded
+
+
 def validation_split(split: Split, *, protocol: str, fraction: float, seed: int) -> Split:
     """The same protocol applied inside the training data (never touches the test set)."""
     train = split.train
@@ -197,10 +247,11 @@ def weights_tune(dataset: Dataset, validation: Split, *, users: np.ndarray, k: i
     found = hybrid.component_candidates(
         data.train[users], recent_rows=None if data.recent is None else data.recent[users])
     names = [name for name in grid if name in found]
+    table = CandidateTable.of({name: found[name] for name in names})
     best: tuple[float, dict[str, float]] = (-1.0, {})
     for values in itertools.product(*(grid[name] for name in names)):
         weights = dict(zip(names, values, strict=True))
-        ids, _ = top_n_rows(blend(found, weights, n_items=data.train.shape[1]), k)
+        ids = table.top_n(weights, k)
         score = ranking_metrics(ids, validation.test, users, k=k,
                                 n_items=data.train.shape[1])[f"ndcg@{k}"]
         if score > best[0]:
