@@ -138,3 +138,21 @@ def test_tuning_without_validation_users_falls_back_to_default_weights() -> None
     dataset = Dataset(name="tiny", item_texts=None, item_ids=["a", "b", "c", "d"],
                       events=Interactions(coo.row, coo.col, coo.data, None, 4, 4))
     assert weights_tune(dataset, split, users=split.test_users) == (DEFAULT_WEIGHTS, 0.0)
+
+
+def test_candidate_table_ranks_as_blend_does() -> None:
+    from recommend.algorithms.sparse import top_n_rows
+    from recommend.offline import CandidateTable
+
+    rng = np.random.default_rng(0)
+    found = {}
+    for name, width in (("knn", 30), ("content", 20), ("popularity", 10)):
+        ids = np.stack([rng.choice(50, width, replace=False) for _ in range(40)]).astype(np.int32)
+        scores = np.sort(rng.random((40, width)), axis=1)[:, ::-1].astype(np.float32)
+        ids[::7, -5:], scores[::7, -5:] = -1, 0  # some users have fewer candidates
+        found[name] = (ids, scores)
+    table = CandidateTable.of(found)
+    for weights in ({"knn": 1, "content": 0.3, "popularity": 0.1}, {"knn": 1},
+                    {"content": 1, "popularity": 0.5}):
+        want, _ = top_n_rows(blend(found, weights, n_items=50), 10)
+        np.testing.assert_array_equal(table.top_n(weights, 10), want)
