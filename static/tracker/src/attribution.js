@@ -11,6 +11,6 @@ export const attribute = (name, items, params, tokens) => {
   }
   for (const it of items) {
     const token = tokens[it.item_id];
-    if (token) (it.rec_token = token), (params.rec_token = params.rec_token || token);
+    if (token) it.rec_token = params.rec_token = token;
   }
 };

@@ -11,7 +11,7 @@ export const retryable = (status) => !status || status == 408 || status == 429 |
  */
 export const backoff = (attempt, retryAfter, random = Math.random) => {
   const ceiling = Math.min(MAX_DELAY_MS, 1000 * 2 ** attempt);
-  const asked = retryAfter == null || retryAfter === '' ? 0
-    : isNaN(retryAfter) ? Date.parse(retryAfter) - Date.now() : retryAfter * 1000;
+  // null and '' count as 0 seconds; an unreadable value as NaN, then 0.
+  const asked = isNaN(retryAfter) ? Date.parse(retryAfter) - Date.now() : retryAfter * 1000;
   return Math.max(ceiling / 2 + (random() * ceiling) / 2, asked || 0);
 };

@@ -28,7 +28,7 @@ const scalars = (source, max) => {
 
 /** A GA4 item with a string item_id (falling back to id or item_name), or undefined. */
 const item = (raw) => {
-  if (!raw || typeof raw != 'object') return;
+  raw = Object(raw);
   const id = [raw.item_id, raw.id, raw.item_name].find((x) => x || x === 0);
   if (id == null) return;
   const out = scalars(raw, 29);
@@ -39,8 +39,7 @@ const item = (raw) => {
 /** [items, params] from GA4-style parameters ({items: [...], currency, value, ...}). */
 export const normalize = (params) => {
   params = params || {};
-  const items = Array.isArray(params.items) ? params.items.map(item).filter(Boolean) : [];
-  return [items.slice(0, 200), scalars(params, 50)];
+  return [[].concat(params.items || []).map(item).filter(Boolean).slice(0, 200), scalars(params, 50)];
 };
 
 /**
@@ -50,7 +49,7 @@ export const normalize = (params) => {
  * page_view is skipped: the tracker records page views itself.
  */
 export const fromDataLayer = (entry) => {
-  if (!entry || typeof entry != 'object') return;
+  entry = Object(entry);
   let name = entry.event;
   let params = entry.ecommerce;
   if (entry[0] == 'event') (name = entry[1]), (params = entry[2]);

@@ -5,7 +5,7 @@ export const get = (key) => {
   try {
     return JSON.parse(localStorage.getItem(key));
   } catch (e) {
-    return undefined;
+    // Blocked or unreadable: as if nothing were stored.
   }
 };
 

@@ -39,6 +39,7 @@ let granted; // undefined until a choice is known, then true or false
 let choice; // the granting choice, sent again as a receipt for a new visitor id
 let waiting = [];
 let visitor;
+let zone;
 let started;
 let timer;
 let busy = []; // the ids of the entries in flight; [1] while backing off
@@ -47,10 +48,10 @@ let attempt = 0;
 const now = () => new Date().toISOString();
 const storedVisitor = () => readCookie('rs_aid') || get('rs_aid');
 
-/** Keep the visitor id in a first-party cookie and in localStorage; null forgets it. */
+/** Keep the visitor id in a first-party cookie and in localStorage; no id forgets it. */
 const keepVisitor = (id) => {
-  set('rs_aid', id || undefined);
-  writeCookie('rs_aid', id || '', id ? VISITOR_COOKIE_AGE_S : 0);
+  set('rs_aid', id);
+  writeCookie('rs_aid', id, id ? VISITOR_COOKIE_AGE_S : 0);
   return (visitor = id);
 };
 
@@ -61,9 +62,9 @@ const receipt = (c) => ({
     anon_id: visitor || 'a_' + uuid(),
     user_id: get('rs_u'),
     purposes: { analytics: !!c.analytics, personalization: !!c.personalization },
-    banner_version: c.version || '',
+    banner_version: c.version,
     source: c.source || 'api',
-    ts: c.ts || now(),
+    ts: c.ts,
   },
 });
 
@@ -86,10 +87,9 @@ const track = (name, params) => {
     session_id: session.i,
     page: pageInfo(),
     context: {
-      device: innerWidth < 768 ? 'mobile' : innerWidth < 1024 ? 'tablet' : 'desktop',
+      device: innerWidth < 768 ? 'mobile' : 'desktop',
       viewport: innerWidth + 'x' + innerHeight,
       locale: nav.language,
-      tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
     },
     params: clean,
   };
@@ -99,6 +99,8 @@ const track = (name, params) => {
 };
 
 const send = (entries, beacon) => {
+  // The time zone is looked up here, off the page load: Intl's first use costs tens of ms.
+  if (!entries[0].r) for (const e of entries) e.context.tz = zone = zone || Intl.DateTimeFormat().resolvedOptions().timeZone;
   const body = JSON.stringify(entries[0].r || { site, sent_at: now(), events: entries });
   const url = endpoint + (entries[0].r ? '/consent' : '/collect');
   // A string body goes as text/plain: a simple request with no CORS preflight.
@@ -130,7 +132,7 @@ const settle = (ids, done, retryAfter) => {
 
 /** Send what is queued: one request at a time, or all of it by beacon when the page goes. */
 function flush(leaving) {
-  if (!granted || nav.onLine === false) return;
+  if (!granted || !nav.onLine) return;
   if (leaving === true) {
     // After a receipt, stop: its events wait for the next page rather than race it.
     for (let entries; (entries = queueHead(REQUEST_EVENTS, busy)).length && send(entries, 1); ) {
@@ -188,7 +190,8 @@ const consent = (c) => {
     // A new choice, or a visitor id the server has not seen with this choice.
     if (!c.stored || !known) queuePush(receipt(c));
     if (!started) start();
-    flush();
+    // Sent when the browser is idle: the page's own loading comes first.
+    (win.requestIdleCallback || setTimeout)(flush);
   } else {
     // Withdrawal names the visitor it withdraws for; a first refusal uses a one-off id.
     visitor = known;

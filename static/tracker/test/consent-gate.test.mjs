@@ -152,9 +152,10 @@ test('offline: nothing is attempted until the browser is back online', async () 
 
 test('a hidden page hands its queue to sendBeacon, engaged time included', async () => {
   const browser = installBrowser({ dataset: { flushMs: '1500' } });
+  browser.storage.setItem('rs_aid', '"a_known"');
   await loadTracker();
   recsite('consent', { ...GRANT, stored: true });
-  await until(() => browser.requests.length == 1);
+  await until(() => browser.requests.length == 1); // the page_view
   await sleep(20); // the answer is in: the next event waits for the 1.5 s timer
   recsite('event', 'add_to_cart');
   await sleep(15);
