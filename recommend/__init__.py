@@ -1,1 +1,1 @@
-"""Recommendation models, serving and experiments (built in later issues)."""
+"""Recommendation models (algorithms/), their offline evaluation, training and serving."""

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from scipy import sparse
@@ -78,7 +78,6 @@ def item_text(title: str, description: str, category: str, tags: object) -> str:
 
 
 def _datetime(seconds: float | None) -> datetime | None:
-    from datetime import UTC
     return None if seconds is None else datetime.fromtimestamp(float(seconds), tz=UTC)
 
 
