@@ -129,7 +129,7 @@ def consented_api(api) -> BrowserApi:
 
 
 @pytest.fixture(scope="module")
-def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
+def _celery_worker_process(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
     """A real `celery worker` process on the test database and the test Redis."""
     if not os.environ.get("REDIS_URL") or "postgres" not in os.environ.get("DATABASE_URL", ""):
         pytest.fail("the worker tests need DATABASE_URL (PostgreSQL) and REDIS_URL: "
@@ -161,6 +161,40 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+def worker_quiet(*, timeout: float = 30.0) -> bool:
+    """True once no task is queued, reserved or running (twice in a row, 0.2 s apart)."""
+    from recsite.celery import Queue
+
+    redis = celery_app.connection_for_write().default_channel.client
+    inspect = celery_app.control.inspect(timeout=1.0, limit=1)  # one worker: its answer suffices
+
+    def idle() -> bool:
+        if any(redis.llen(queue) for queue in Queue):
+            return False
+        busy = [inspect.active() or {}, inspect.reserved() or {}]
+        return not any(tasks for answer in busy for tasks in answer.values())
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if idle():
+            time.sleep(0.2)
+            if idle():
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def celery_worker(_celery_worker_process, transactional_db) -> Iterator[subprocess.Popen]:
+    """The worker, for one test; its work is finished before the database is emptied.
+
+    A task still running (a profile update after events_cleaned, say) would hold
+    locks that the flush between tests then deadlocks on.
+    """
+    yield _celery_worker_process
+    assert worker_quiet(), "the Celery worker was still busy 30 s after the test"
 
 
 def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1) -> bool:
