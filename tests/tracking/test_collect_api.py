@@ -3,8 +3,9 @@
 import json
 
 import pytest
+from django.test import Client
 
-from tests.conftest import make_event, now_iso
+from tests.conftest import ORIGIN, make_event, now_iso
 from tracking.conf import tracking_settings
 from tracking.models import DailyCount, Event, RawBatch
 from tracking.processing import outbox_drain
@@ -253,3 +254,19 @@ def test_throttle_per_site_key(consented_api, settings):
     settings.RECSITE = {"THROTTLE_IP_RATE": "off", "THROTTLE_KEY_RATE": "2/m"}
     codes = [consented_api.collect([make_event()]).status_code for _ in range(3)]
     assert codes == [202, 202, 429]
+
+
+def test_an_unexpected_error_in_the_lean_path_is_a_logged_json_500(consented_api, monkeypatch,
+                                                                    caplog):
+    """Not client input: a bug. It must reach Django's 500 handler, not vanish or leak."""
+    def broken(**kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("tracking.api.event_batch_ingest", broken)
+    client = Client(HTTP_HOST="localhost", raise_request_exception=False)
+    body = json.dumps({"site": consented_api.site.public_key, "events": [make_event()]})
+    response = client.post("/api/v1/collect", body, content_type="application/json",
+                           HTTP_ORIGIN=ORIGIN)
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "RuntimeError: a bug" in caplog.text
