@@ -227,6 +227,8 @@ def _event_rows(site_id: int, cand: pipeline.Candidate) -> Iterable[tuple[Any, .
                 value = None
             extra = {k: v for k, v in item.items() if k not in ("item_id", "quantity")}
             row_context = {**context, "item": extra} if extra else context
+        if value is not None:
+            value = float(value)  # one float8 array on PostgreSQL: ints and floats don't mix
         yield (site_id, event["event_id"], index, *tail, item_id, ts, value, currency, quantity,
                engaged_ms, scroll_pct, rec_token, cand.source, orjson.dumps(row_context).decode())
 
