@@ -91,3 +91,13 @@ def test_reopened_from_the_page_shows_the_choice_and_escape_returns_focus(page, 
     # One receipt, the refusal's: closing the reopened dialog chose nothing.
     assert wait_for(lambda: ConsentReceipt.objects.filter(site=shop_site).count() == 1)
     assert not ConsentReceipt.objects.get(site=shop_site).analytics
+
+
+def test_the_texts_come_from_the_site(page, live_server, shop_site, settings):
+    settings.RECSITE = {"CONSENT_TEXTS": {"title": "Ihre Datenschutz-Einstellungen",
+                                          "accept": "Alle akzeptieren",
+                                          "reject": "Alle ablehnen"}}
+    page.goto(shop_url(live_server, shop_site))
+    assert page.get_by_role("dialog", name="Ihre Datenschutz-Einstellungen").is_visible()
+    page.get_by_role("button", name="Alle ablehnen").click()
+    assert page.get_by_role("dialog").is_hidden()

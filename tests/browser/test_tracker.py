@@ -132,10 +132,12 @@ def test_an_event_right_before_leaving_is_delivered_by_beacon(page, live_server,
     assert page.evaluate("JSON.parse(sessionStorage.getItem('beacons'))") == ["/api/v1/collect"]
 
 
-def test_global_privacy_control_means_nothing_is_collected(page, live_server, shop_site,
-                                                           network):
-    page.add_init_script("Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', "
-                         "{get: () => true})")
+@pytest.mark.parametrize("signal", ["globalPrivacyControl", "doNotTrack"])
+def test_a_privacy_signal_means_nothing_is_collected(page, live_server, shop_site, network,
+                                                     signal):
+    value = "true" if signal == "globalPrivacyControl" else "'1'"
+    page.add_init_script(f"Object.defineProperty(Navigator.prototype, '{signal}', "
+                         f"{{get: () => {value}}})")
     page.goto(shop_url(live_server, shop_site, flush="200"))
     assert page.get_by_role("dialog").is_hidden()  # GPC is the answer: no banner
     page.click("#add")
@@ -176,7 +178,7 @@ def test_widget_impression_and_click_carry_the_rec_token(page, live_server, shop
     # Back on the shop, adding the clicked item to the cart carries the token.
     page.goto(shop_url(live_server, shop_site, flush="200"))
     page.evaluate("recsite('event', 'add_to_cart', {items: [{item_id: 'sku-7', price: 4.5}]})")
-    page.evaluate("recsite('event', 'add_to_cart', {items: [{item_id: 'sku-9', price: 2.5}]})")
+    page.evaluate("recsite('event', 'add_to_cart', {items: [{item_id: 'sku-9', price: 2}]})")
     assert wait_for(lambda: names(shop_site).count("add_to_cart") == 2, timeout=10)
     carts = {e.item_id: e.rec_token for e in stored_events(shop_site) if e.name == "add_to_cart"}
     assert carts == {"sku-7": "tok-abc", "sku-9": ""}
