@@ -84,3 +84,12 @@ def _datetime(seconds: float | None) -> datetime | None:
 def model_version_active(*, site_id: int) -> ModelVersion | None:
     """The site's active model version, if it has one."""
     return ModelVersion.objects.filter(site_id=site_id, is_active=True).first()
+
+
+def subject_items(*, site_id: int, subject: str, since: datetime, weights: dict[str, float],
+                  limit: int = 500) -> list[tuple[str, str]]:
+    """A subject's latest (item id, event name) pairs with a weighted name, oldest first."""
+    rows = (Event.objects.filter(site_id=site_id, subject=subject, ts__gte=since,
+                                 name__in=list(weights)).exclude(item_id="")
+            .order_by("-ts", "-id").values_list("item_id", "name")[:limit])
+    return list(reversed(rows))

@@ -10,16 +10,19 @@ CATALOG_CHECK_SECONDS, without retraining.
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
+from django.utils import timezone
+from scipy import sparse
 
-from recommend.algorithms import Hybrid
+from recommend.algorithms import Hybrid, session_rows
 from recommend.algorithms.base import model_from_arrays
 from recommend.conf import recommend_settings
 from recommend.models import ModelVersion
-from recommend.selectors import item_text, model_version_active
+from recommend.selectors import item_text, model_version_active, subject_items
 from tracking.models import Item
 
 logger = logging.getLogger(__name__)
@@ -96,6 +99,46 @@ def catalog_items_add(loaded: LoadedModel, *, site_id: int) -> int:
         loaded.catalog_since = checked_at
         loaded.catalog_checked = time.monotonic()
         return len(new)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item and its blended score."""
+
+    item_id: str
+    score: float
+
+
+def recommendations_for_subject(*, site_id: int, subject: str, n: int = 10,
+                                placement: str | None = None,
+                                exclude: Iterable[str] = ()) -> list[Recommendation]:
+    """The n best items for a (pseudonymous) subject from the active model: their history
+    (weighted events of the training window) and their last items as a session."""
+    loaded = active_model(site_id=site_id)
+    if loaded is None:
+        return []
+    since = timezone.now() - timedelta(days=recommend_settings.TRAIN_WINDOW_DAYS)
+    weights = recommend_settings.EVENT_WEIGHTS
+    history = subject_items(site_id=site_id, subject=subject, since=since, weights=weights)
+    known = [(loaded.item_index[item], weights[name]) for item, name in history
+             if item in loaded.item_index]
+    n_items = loaded.model.n_items_
+    rows = _row([(i, w) for i, w in known], n_items)
+    recent = session_rows([[i for i, _ in known]], n_items)
+    banned = _row([(loaded.item_index[i], 1.0) for i in exclude if i in loaded.item_index],
+                  n_items)
+    ids, scores = loaded.model.recommend(rows, n, placement=placement, recent_rows=recent,
+                                         exclude=banned)
+    return [Recommendation(loaded.item_ids[i], float(s))
+            for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+def _row(entries: list[tuple[int, float]], n_items: int) -> sparse.csr_matrix:
+    """One users x items row, weights of repeated items summed."""
+    items = np.array([i for i, _ in entries], dtype=np.int64)
+    weights = np.array([w for _, w in entries], dtype=np.float32)
+    return sparse.csr_matrix((weights, (np.zeros(items.size, dtype=np.int64), items)),
+                             shape=(1, n_items))
 
 
 def loaded_models_clear() -> None:

@@ -201,3 +201,23 @@ def test_tune_on_a_data_set_file(tmp_path):
     result = json.loads((tmp_path / "t.json").read_text())
     assert result["validation"].startswith("each user's last")
     assert 0 <= result["ndcg@20"] <= 1 and result["weights"]["knn"] == 1.0
+
+
+def test_recommendations_for_a_subject_follow_their_group_and_their_last_item(site):
+    catalog(site)
+    behaviour(site)
+    services.site_train(site=site)
+    # subj0001 is in group 1: their unseen group items come first.
+    history = set(Event.objects.filter(site=site, subject="subj0001")
+                  .values_list("item_id", flat=True))
+    recommended = serving.recommendations_for_subject(site_id=site.pk, subject="subj0001", n=1)
+    assert len(recommended) == 1 and recommended[0].item_id in set(GROUPS[1]) - history
+    # A visitor the model has never seen, who just viewed an item of group 3.
+    Event.objects.create(site=site, event_id=uuid.uuid4(), subject="newcomer", session="s",
+                         name="view_item", item_id=GROUPS[3][0], ts=datetime.now(UTC),
+                         source="browser")
+    fresh = serving.recommendations_for_subject(site_id=site.pk, subject="newcomer", n=3,
+                                                exclude=[GROUPS[3][1]])
+    shown = [r.item_id for r in fresh]
+    assert shown and set(shown) <= set(GROUPS[3][2:]) and GROUPS[3][0] not in shown
+    assert serving.recommendations_for_subject(site_id=site.pk + 999, subject="x") == []
