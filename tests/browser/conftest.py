@@ -1,4 +1,4 @@
-"""Browser fixtures: one headless Debian Chromium per session, a fresh context per test.
+"""Browser fixtures: one headless Debian Chromium per module, a fresh context per test.
 
 Chromium comes from Debian (/usr/bin/chromium; the test command installs it) and is
 driven by Playwright's bundled driver; Playwright never downloads a browser here.
@@ -35,15 +35,27 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
-    # make between browser steps are still synchronous, on the test's own connection.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    """One Chromium per test module, and Django's async-safety check off meanwhile.
+
+    Playwright's sync API keeps an event loop in this thread while it runs; the ORM calls
+    the tests make between browser steps are still plain synchronous calls. Module scope
+    ends both before other test modules run.
+    """
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(executable_path=chromium_path(),
+                                                  args=CHROMIUM_ARGS)
+            yield launched
+            launched.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture

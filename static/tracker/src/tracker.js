@@ -55,6 +55,7 @@ const keepVisitor = (id) => {
   return (visitor = id);
 };
 
+/** A queue entry holding the consent receipt of choice c for the current visitor. */
 const receipt = (c) => ({
   event_id: uuid(),
   r: {
