@@ -169,3 +169,28 @@ test('a hidden page hands its queue to sendBeacon, engaged time included', async
   assert.ok(engagement.params.engaged_ms >= 10);
   assert.deepEqual(JSON.parse(browser.storage.getItem('rs_q')).q, []);
 });
+
+test('429 waits at least Retry-After before the retry', async () => {
+  const answers = [{ status: 429, headers: { 'Retry-After': '1' } }];
+  const browser = installBrowser({ answer: () => answers.shift() || { status: 202 } });
+  browser.storage.setItem('rs_aid', '"a_known"');
+  await loadTracker();
+  recsite('consent', { ...GRANT, stored: true });
+  await until(() => browser.requests.length == 1);
+  const throttledAt = Date.now();
+  await until(() => browser.requests.length == 2, 3000);
+  assert.ok(Date.now() - throttledAt >= 950, `retried after ${Date.now() - throttledAt} ms`);
+});
+
+test('events the cap dropped are reported once, when delivery works again', async () => {
+  const browser = installBrowser();
+  browser.storage.setItem('rs_aid', '"a_known"');
+  browser.storage.setItem('rs_q', JSON.stringify({ q: [], d: 7 }));
+  await loadTracker();
+  recsite('consent', { ...GRANT, stored: true });
+  await until(() => eventNames(browser.requests).includes('tracker_dropped'));
+  await sleep(30);
+  const reports = browser.requests.flatMap((r) => r.body.events).filter((e) => e.name == 'tracker_dropped');
+  assert.deepEqual(reports.map((e) => e.params), [{ dropped: 7 }]);
+  assert.equal(JSON.parse(browser.storage.getItem('rs_q')).d, 0);
+});
