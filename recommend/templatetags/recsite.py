@@ -40,6 +40,7 @@ def consent_texts() -> dict[str, str]:
         "accept": _("Accept all"),
         "customize": _("Customize"),
         "save": _("Save choices"),
+        "purposes": _("What you allow"),
         "necessary": _("Necessary"),
         "analytics": _("Analytics"),
         "personalization": _("Personalization"),

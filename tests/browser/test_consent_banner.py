@@ -57,6 +57,8 @@ def test_customize_with_the_keyboard_alone(page, live_server, shop_site):
     assert focused(page) == "button:Customize"
     page.keyboard.press("Enter")
     assert page.get_by_role("button", name="Customize").get_attribute("aria-expanded") == "true"
+    assert page.get_by_role("group", name="What you allow").is_visible()
+    assert page.get_by_role("checkbox", name="Necessary").is_disabled()
     assert focused(page) == "input:analytics"
     page.keyboard.press("Space")  # analytics on, personalization left off
     page.keyboard.press("Tab")

@@ -23,6 +23,7 @@ const TEXTS = {
   accept: 'Accept all',
   customize: 'Customize',
   save: 'Save choices',
+  purposes: 'What you allow',
   necessary: 'Necessary',
   analytics: 'Analytics',
   personalization: 'Personalization',
@@ -84,7 +85,8 @@ const box = (name, extra) => el('label', {}, el('input', Object.assign({ type: '
 const button = (action, extra) => el('button', Object.assign({ type: 'button', 'data-action': action }, extra), text(action));
 
 const build = () => {
-  options = el('fieldset', { id: 'rs-co', hidden: '' }, box('necessary', { checked: '', disabled: '' }),
+  options = el('fieldset', { id: 'rs-co', hidden: '' }, el('legend', {}, text('purposes')),
+    box('necessary', { checked: '', disabled: '' }),
     ...PURPOSES.map((name) => box(name)), button('save'));
   dialog = el('div', { class: 'rs-consent', role: 'dialog', 'aria-labelledby': 'rs-ct', 'aria-describedby': 'rs-cd',
     tabindex: '-1', hidden: '' },
