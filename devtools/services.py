@@ -56,25 +56,24 @@ def postgres_bin_dir() -> Path:
     return Path(candidates[-1]).parent
 
 
-def redis_server_bin() -> str:
-    path = shutil.which("redis-server")
+def _command(command: str, package: str) -> str:
+    """The path of ``command``, installing Debian's ``package`` first when it is missing."""
+    path = shutil.which(command)
     if path is None:
-        _apt_install("redis-server")
-        path = shutil.which("redis-server")
+        _apt_install(package)
+        path = shutil.which(command)
     if path is None:
-        raise ServiceError("redis-server is still missing after installing redis-server")
+        raise ServiceError(f"{command} is still missing after installing {package}")
     return path
+
+
+def redis_server_bin() -> str:
+    return _command("redis-server", "redis-server")
 
 
 def chromium_bin() -> str:
     """Debian's Chromium, for the browser tests (never a browser downloaded by a test tool)."""
-    path = shutil.which("chromium")
-    if path is None:
-        _apt_install("chromium")
-        path = shutil.which("chromium")
-    if path is None:
-        raise ServiceError("chromium is still missing after installing chromium")
-    return path
+    return _command("chromium", "chromium")
 
 
 def npm_bin() -> str:

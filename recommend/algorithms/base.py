@@ -245,3 +245,21 @@ def csr_from_arrays(prefix: str, arrays: dict[str, np.ndarray]) -> sparse.csr_ma
     return sparse.csr_matrix(
         (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
         shape=tuple(int(v) for v in arrays[f"{prefix}_shape"]))
+
+
+class ItemSimilarity:
+    """The artifact of a model that scores with one item x item matrix, ``similarity_``."""
+
+    similarity_: sparse.csr_matrix
+
+    def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
+        return self.similarity_[items]
+
+    def _add_items(self, count: int, item_texts: Any) -> None:
+        self.similarity_ = csr_widened(self.similarity_, count, square=True)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return csr_to_arrays("similarity", self.similarity_)
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.similarity_ = csr_from_arrays("similarity", arrays)

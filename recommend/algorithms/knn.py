@@ -6,12 +6,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from recommend.algorithms.base import (
-    Recommender,
-    csr_from_arrays,
-    csr_to_arrays,
-    csr_widened,
-)
+from recommend.algorithms.base import ItemSimilarity, Recommender
 from recommend.algorithms.sparse import as_interactions
 from recommend.algorithms.weighting import (
     bm25_weight,
@@ -30,7 +25,7 @@ HEAVY_USERS = ("drop", "damp")
 Progress = Callable[[int, int], None]
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ItemSimilarity, Recommender):
     """Each item's ``k`` nearest items by the dot product of weighted item columns.
 
     The score of an item for a user is the sum, over the user's items, of the similarity
@@ -107,18 +102,6 @@ class ItemKNN(Recommender):
                     ) -> tuple[np.ndarray, np.ndarray]:
         return neighbour_scores(self.similarity_, items,
                                 query_weights_of(weights, self.query))
-
-    def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
-        return self.similarity_[items]
-
-    def _add_items(self, count: int, item_texts: Any) -> None:
-        self.similarity_ = csr_widened(self.similarity_, count, square=True)
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return csr_to_arrays("similarity", self.similarity_)
-
-    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self.similarity_ = csr_from_arrays("similarity", arrays)
 
 
 def query_weights(user_rows: sparse.csr_matrix, query: str) -> sparse.csr_matrix:

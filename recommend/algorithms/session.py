@@ -6,12 +6,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from recommend.algorithms.base import (
-    Recommender,
-    csr_from_arrays,
-    csr_to_arrays,
-    csr_widened,
-)
+from recommend.algorithms.base import ItemSimilarity, Recommender
 from recommend.algorithms.knn import ItemKNN, neighbour_scores
 
 __all__ = ["Session", "session_rows"]
@@ -43,7 +38,7 @@ def session_rows(sequences: Sequence[Sequence[int]], n_items: int, *, last: int 
                              shape=(len(sequences), n_items))
 
 
-class Session(Recommender):
+class Session(ItemSimilarity, Recommender):
     """Neighbours of the items a subject just viewed, weighted by how recent each is.
 
     Rows come from ``session_rows``: nothing is learnt per subject, so a visitor the
@@ -89,15 +84,3 @@ class Session(Recommender):
     def _scores_one(self, items: np.ndarray, weights: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
         return neighbour_scores(self.similarity_, items, weights.astype(np.float32))
-
-    def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
-        return self.similarity_[items]
-
-    def _add_items(self, count: int, item_texts: Any) -> None:
-        self.similarity_ = csr_widened(self.similarity_, count, square=True)
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return csr_to_arrays("similarity", self.similarity_)
-
-    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self.similarity_ = csr_from_arrays("similarity", arrays)
