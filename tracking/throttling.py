@@ -35,12 +35,13 @@ class FixedWindowThrottle(SimpleRateThrottle):
         window = int(now // self.duration)
         self.window_end = (window + 1) * self.duration
         key = f"{self.key}:{window}"
-        self.cache.add(key, 0, timeout=self.duration + 1)
-        try:
+        try:  # one round trip once the window's counter exists
             count = self.cache.incr(key)
-        except ValueError:  # expired between add and incr
-            self.cache.add(key, 1, timeout=self.duration + 1)
-            count = 1
+        except ValueError:  # the window's first request (or a race with another one)
+            if self.cache.add(key, 1, timeout=self.duration + 1):
+                count = 1
+            else:
+                count = self.cache.incr(key)
         return count <= self.num_requests
 
     def wait(self) -> float:
