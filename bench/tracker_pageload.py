@@ -4,18 +4,18 @@
 
 Serves one product page from a stub HTTP server on loopback (no Django view, no
 database: the API answers 202/201 at once, so only the browser's side is measured),
-rendered three ways with the real {% recsite_tracker %} tag:
+with and without the real {% recsite_tracker %} tag's markup, in two situations, each
+against its own baseline (the same page without recsite):
 
-baseline   the page without recsite (the named baseline)
-first      a first visit: tracker and banner load, the banner opens, nothing is collected
-returning  a visitor who accepted earlier: page_view and a dataLayer view_item are sent
+first visit  cold cache, a new browser context: the banner opens, nothing is collected
+returning    a visitor who accepted earlier, the files cached (Cache-Control: max-age)
+             from a load just before: page_view and a dataLayer view_item are sent
 
-Each load is a fresh browser context (cold cache, as on a first visit); the variants
-are interleaved run by run so background load hits them alike. Per variant it prints
-medians of: the load event (ms from navigation start), the main thread's script time
-and task time (Chrome's Performance.getMetrics ScriptDuration / TaskDuration), and
-the difference of each median from the baseline's. Debian's Chromium is used (installed
-with apt-get when missing and run as root); nothing is downloaded.
+The variants are interleaved run by run so background load hits them alike. Per
+variant it prints medians of the load event (ms from navigation start), the main
+thread's script time and task time (Chrome's Performance.getMetrics ScriptDuration /
+TaskDuration, at the load event plus 50 ms), and each one's difference from its
+baseline. Debian's Chromium is used (installed with apt-get when missing, as root).
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DIST = ROOT / "static" / "tracker" / "dist"
 PUBLIC_KEY = "pk_live_bench"
-VARIANTS = ("baseline", "first", "returning")
+# name -> (page, warm cache, consent cookie, the baseline it is compared with)
+VARIANTS = {
+    "baseline, cold": ("baseline", False, False, "baseline, cold"),
+    "first visit": ("recsite", False, False, "baseline, cold"),
+    "baseline, warm": ("baseline", True, False, "baseline, warm"),
+    "returning": ("recsite", True, True, "baseline, warm"),
+}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -72,9 +78,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
-    def answer(self, status: int, body: bytes, content_type: str) -> None:
+    def answer(self, status: int, body: bytes, content_type: str, cache: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if cache:
+            self.send_header("Cache-Control", "public, max-age=3600")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -87,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, page, "text/html; charset=utf-8")
         if path.startswith("/static/tracker/dist/") and (DIST / name).is_file():
             kind = "text/css" if name.endswith(".css") else "text/javascript"
-            return self.answer(200, (DIST / name).read_bytes(), kind)
+            return self.answer(200, (DIST / name).read_bytes(), kind, cache=True)
         self.answer(404, b"", "text/plain")
 
     def do_POST(self) -> None:
@@ -97,25 +105,36 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(201 if created else 202, body, "application/json")
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a browser context closed while its beacon was being answered
+
+
 def serve(pages_dir: str) -> None:
     """The stub server, in its own process (the browser driver's process stays out of its way)."""
     Handler.pages_dir = Path(pages_dir)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietServer(("127.0.0.1", 0), Handler)
     print(server.server_port, flush=True)
     server.serve_forever()
 
 
 def measure(browser, url: str, variant: str) -> dict[str, float]:
+    page_name, warm, accepted, _ = VARIANTS[variant]
     context = browser.new_context()
-    if variant == "returning":
+    if accepted:
         choice = {"v": "2026-11-24", "a": 1, "p": 1, "s": "banner", "t": "2026-11-20T10:00:00Z"}
         context.add_cookies([{"name": "rs_consent", "url": url,
                               "value": urllib.parse.quote(json.dumps(choice))}])
+    if warm:  # an earlier page view of the visit fills the cache
+        earlier = context.new_page()
+        earlier.goto(f"{url}/page/{page_name}", wait_until="load")
+        earlier.wait_for_timeout(100)
+        earlier.close()
     page = context.new_page()
     cdp = context.new_cdp_session(page)
     cdp.send("Performance.enable")
-    page.goto(f"{url}/page/{variant}", wait_until="load")
-    page.wait_for_timeout(50)  # the deferred scripts' first requests are under way
+    page.goto(f"{url}/page/{page_name}", wait_until="load")
+    page.wait_for_timeout(50)
     load_ms = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
     context.close()
@@ -137,8 +156,7 @@ def main() -> None:
     pages_dir = Path(tempfile.mkdtemp(prefix="recsite-pageload-"))
     text = "A lamp for the desk. " * 200
     (pages_dir / "baseline.html").write_text(PAGE % {"recsite": "", "text": text})
-    (pages_dir / "first.html").write_text(PAGE % {"recsite": recsite_markup(), "text": text})
-    (pages_dir / "returning.html").write_text(PAGE % {"recsite": recsite_markup(), "text": text})
+    (pages_dir / "recsite.html").write_text(PAGE % {"recsite": recsite_markup(), "text": text})
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(pages_dir)],
                               stdout=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{server.stdout.readline().strip()}"
@@ -164,13 +182,13 @@ def report(results: dict[str, list[dict[str, float]]], version: str, runs: int) 
     sizes = {name: (DIST / name).stat().st_size for name in sorted(os.listdir(DIST))}
     print(f"Chromium {version}, {runs} runs per variant, medians; loopback stub server; "
           f"built files (bytes) {sizes}")
-    print(f"{'variant':<10} {'load ms':>8} {'+ms':>6} {'script ms':>10} {'+ms':>6} "
+    print(f"{'variant':<15} {'load ms':>8} {'+ms':>6} {'script ms':>10} {'+ms':>6} "
           f"{'task ms':>8} {'+ms':>6}")
-    base = {key: statistics.median(r[key] for r in results["baseline"])
-            for key in ("load_ms", "script_ms", "task_ms")}
-    for variant in VARIANTS:
-        row = {key: statistics.median(r[key] for r in results[variant]) for key in base}
-        print(f"{variant:<10} {row['load_ms']:8.1f} {row['load_ms'] - base['load_ms']:+6.1f} "
+    medians = {variant: {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+               for variant, rows in results.items()}
+    for variant, row in medians.items():
+        base = medians[VARIANTS[variant][3]]
+        print(f"{variant:<15} {row['load_ms']:8.1f} {row['load_ms'] - base['load_ms']:+6.1f} "
               f"{row['script_ms']:10.1f} {row['script_ms'] - base['script_ms']:+6.1f} "
               f"{row['task_ms']:8.1f} {row['task_ms'] - base['task_ms']:+6.1f}")
 
