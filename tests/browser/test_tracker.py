@@ -149,6 +149,12 @@ def test_a_privacy_signal_means_nothing_is_collected(page, live_server, shop_sit
     (receipt,) = ConsentReceipt.objects.filter(site=shop_site)
     assert (receipt.analytics, receipt.personalization, receipt.source) == (False, False, "gpc")
 
+    # Without the signal (a page of the same site without the init script) the banner asks.
+    unsignalled = page.context.new_page()
+    unsignalled.goto(shop_url(live_server, shop_site))
+    assert unsignalled.get_by_role("dialog").is_visible()
+    unsignalled.close()
+
     # An explicit opt-in in the banner overrides the signal.
     page.click("#settings")
     accept(page)

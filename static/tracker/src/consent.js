@@ -137,7 +137,9 @@ doc.addEventListener('click', (event) => {
 });
 
 const current = saved();
-if (current && current.v == version) apply(current, true);
-else if (nav.globalPrivacyControl || nav.doNotTrack == '1' || win.doNotTrack == '1') choose(0, 0, 'gpc');
+const signal = nav.globalPrivacyControl || nav.doNotTrack == '1' || win.doNotTrack == '1';
+// A refusal that came from the signal lasts while the signal does; then the banner asks.
+if (current && current.v == version && (current.s != 'gpc' || signal)) apply(current, true);
+else if (signal) choose(0, 0, 'gpc');
 else if (doc.body) open();
 else doc.addEventListener('DOMContentLoaded', open);
