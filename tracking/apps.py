@@ -8,4 +8,5 @@ class TrackingConfig(AppConfig):
     verbose_name = "Tracking"
 
     def ready(self) -> None:
-        from tracking import checks, cors  # noqa: F401  (registers checks and the CORS hook)
+        # Registers the system checks, the CORS hook and the cache receivers.
+        from tracking import checks, cors, receivers  # noqa: F401

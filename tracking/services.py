@@ -130,14 +130,32 @@ def consent_record(*, site: Site, payload: dict[str, Any]) -> ConsentReceipt:
     return receipt
 
 
+# Each subject's current analytics consent, cached: 1 granted, 0 not (no record
+# included). Saving or deleting a ConsentRecord writes its state here once its
+# transaction commits (tracking.receivers); a reader fills a missing entry only
+# if none appeared meanwhile (add), so a fill never overwrites a fresher choice.
+CONSENT_CACHE_SECONDS = 24 * 3600
+
+
+def consent_cache_key(site_id: int, subject: str) -> str:
+    return f"tracking:consent:{site_id}:{subject}"
+
+
 def consent_analytics_granted(*, site: Site, subjects: set[str]) -> set[str]:
-    """Which of these subjects currently consent to analytics."""
+    """Which of these subjects currently consent to analytics (one cache round trip)."""
     if not subjects:
         return set()
-    return set(
-        ConsentRecord.objects.filter(site=site, subject__in=subjects, analytics=True)
-        .values_list("subject", flat=True)
-    )
+    keys = {subject: consent_cache_key(site.pk, subject) for subject in subjects}
+    cached = cache.get_many(keys.values())
+    granted = {subject for subject, key in keys.items() if cached.get(key) == 1}
+    missing = [subject for subject, key in keys.items() if key not in cached]
+    if missing:
+        found = set(ConsentRecord.objects.filter(site=site, subject__in=missing, analytics=True)
+                    .values_list("subject", flat=True))
+        for subject in missing:
+            cache.add(keys[subject], int(subject in found), timeout=CONSENT_CACHE_SECONDS)
+        granted |= found
+    return granted
 
 
 # --- event batches ----------------------------------------------------------

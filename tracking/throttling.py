@@ -38,10 +38,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
         try:  # one round trip once the window's counter exists
             count = self.cache.incr(key)
         except ValueError:  # the window's first request (or a race with another one)
-            if self.cache.add(key, 1, timeout=self.duration + 1):
-                count = 1
-            else:
-                count = self.cache.incr(key)
+            count = 1 if self.cache.add(key, 1, timeout=self.duration + 1) else self.cache.incr(key)
         return count <= self.num_requests
 
     def wait(self) -> float:
