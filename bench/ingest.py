@@ -327,7 +327,7 @@ end
 LUA_COLLECT = r"""
 local ITEM = '{"item_id":"sku-%d","item_name":"Item %d","item_category":"cat-%d",' ..
              '"price":%d.%02d,"quantity":%d}'
-local EVENT = '{"event_id":"%s","name":"%s","ts":"%s","anon_id":"a_%s_%d",' ..
+local EVENT = '{"event_id":"%s","name":"%s","ts":"%s","anon_id":"a_%d",' ..
               '"session_id":"s_%s_%d","page":{"url":"https://bench.example/p/%d",' ..
               '"referrer":"","title":"Item %d"},"context":{"device":"mobile",' ..
               '"viewport":"390x844","locale":"en-GB","tz":"Europe/London"},' ..
@@ -352,7 +352,7 @@ local function event(t, who)
     params = string.format('"transaction_id":"t_%s_%d","value":%d.90,"currency":"EUR"',
                            RUN, counter, math.random(10, 500))
   end
-  return string.format(EVENT, event_id(), name, ts_iso(t), RUN, who, RUN, who, sku, sku,
+  return string.format(EVENT, event_id(), name, ts_iso(t), who, RUN, who, sku, sku,
                        items, params)
 end
 
@@ -935,7 +935,9 @@ def print_table(report: dict[str, Any]) -> None:
                                              if c["pool"] == "prefork" else "")
     print(f"config: {server}; {worker}; wrk -t{c['wrk_threads']} -c{c['connections']} "
           f"{c['seconds']:g} s x {c['repeat']} runs (medians); {EVENTS_PER_BATCH} events per "
-          f"batch; {c['subjects']} anon ids per run")
+          f"batch; {c['subjects']} anon ids per run; consent "
+          f"{'not required' if c['no_consent'] else 'required and checked'}; throttles "
+          f"{'off' if c['no_throttles'] else 'counting every request'}")
     print("-" * 100)
     head = (f"{'phase':<30}{'events/s':>10}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
             f"{'non-2xx':>9}{'sock err':>9}")
@@ -1029,6 +1031,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds after which runs are no longer delayed or redone for "
                         "other processes")
     p.add_argument("--keep-logs", action="store_true", help="keep the server logs (path printed)")
+    p.add_argument("--no-consent", action="store_true",
+                   help="a site that does not require consent (skips the consent check)")
+    p.add_argument("--no-throttles", action="store_true",
+                   help="switch both throttles off (by default they count every request)")
     return p.parse_args(argv)
 
 
@@ -1063,6 +1069,22 @@ def _ignore_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+# Consent for analytics for a_0 ... a_{subjects - 1}: receipts and current states in bulk.
+CONSENT_ALL = """
+from django.utils import timezone
+from tracking.models import ConsentReceipt, ConsentRecord, Site
+from tracking.services import subject_hash
+site = Site.objects.get(public_key="{public_key}")
+receipts = ConsentReceipt.objects.bulk_create(
+    [ConsentReceipt(site=site, subject=subject_hash(site=site, kind="a", raw_id=f"a_{{i}}"),
+                    analytics=True, personalization=False, source="api")
+     for i in range({subjects})], batch_size=5000)
+ConsentRecord.objects.bulk_create(
+    [ConsentRecord(site=site, subject=r.subject, analytics=True, personalization=False,
+                   receipt=r, updated_at=timezone.now()) for r in receipts], batch_size=5000)
+"""
+
+
 def run(args: argparse.Namespace, phases: list[str], procs: Processes,
         service_env: dict[str, str], workdir: Path, started: float) -> int:
     env = {
@@ -1070,7 +1092,10 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "SECRET_KEY": secrets.token_urlsafe(40),
-        "RECSITE_THROTTLE_KEY_RATE": "off", "RECSITE_THROTTLE_IP_RATE": "off",
+        # Both throttles count every request (all of it comes from 127.0.0.1) at rates
+        # that never refuse one: their cost is measured, not their limit.
+        "RECSITE_THROTTLE_KEY_RATE": "off" if args.no_throttles else "1000000/s",
+        "RECSITE_THROTTLE_IP_RATE": "off" if args.no_throttles else "1000000/s",
         "DEBUG": "0", "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
     }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL",
@@ -1078,9 +1103,14 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True)
     keys = json.loads(subprocess.run(
-        [*manage, "create_site", "Bench", "--origin", ORIGIN, "--no-consent-required", "--json"],
+        [*manage, "create_site", "Bench", "--origin", ORIGIN, "--json",
+         *(["--no-consent-required"] if args.no_consent else [])],
         env=env, cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout)
+    if not args.no_consent:  # every anon id of the load has consented, as through the banner
+        subprocess.run([*manage, "shell", "-c", CONSENT_ALL.format(
+            public_key=keys["public_key"], subjects=args.subjects)],
+            env=env, cwd=ROOT, check=True)
     db = Db(env["DATABASE_URL"])
     (site_id,) = db.one("SELECT id FROM tracking_site WHERE public_key = %s",
                         (keys["public_key"],))
@@ -1089,7 +1119,7 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
         "config": {k: getattr(args, k) for k in (
             "seconds", "connections", "repeat", "workers", "worker_class", "threads",
             "wrk_threads", "pool", "concurrency", "subjects", "ts_spread", "warmup",
-            "others_limit", "drain_batches", "rate")},
+            "others_limit", "drain_batches", "rate", "no_consent", "no_throttles")},
         "runs": [], "medians": {},
     }
     m = report["machine"]
