@@ -1,12 +1,18 @@
-"""Admin of recommend: model versions with their progress, and sites to train on demand."""
+"""Admin of recommend: model versions with their progress, sites to train on demand,
+placements, and experiments with their variants."""
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from recommend import services, tasks
-from recommend.models import ModelVersion, TrainingSite
+from recommend.models import Experiment, ModelVersion, Placement, TrainingSite, Variant
+from recommend.query import QueryError
+from recommend.recommending import FALLBACKS, PlacementConfig, context_rules_parse
 
 
 @admin.register(ModelVersion)
@@ -80,3 +86,80 @@ class TrainingSiteAdmin(admin.ModelAdmin):
             version = services.model_version_create(site=site)
             transaction.on_commit(lambda pk=version.pk: tasks.train_version.delay(pk))
         self.message_user(request, f"queued training for {queryset.count()} site(s)")
+
+
+class PlacementForm(forms.ModelForm):
+    class Meta:
+        model = Placement
+        exclude: list[str] = []
+
+    def clean_context_rules(self) -> Any:
+        rules = self.cleaned_data["context_rules"]
+        try:
+            context_rules_parse(rules)
+        except QueryError as error:
+            raise forms.ValidationError(f"{error.field}: {error.detail}") from None
+        return rules
+
+    def clean_fallback(self) -> Any:
+        chain = self.cleaned_data["fallback"]
+        if not isinstance(chain, list) or any(step not in FALLBACKS for step in chain):
+            raise forms.ValidationError(f"a list of {', '.join(FALLBACKS)}")
+        return chain
+
+    def clean_weights(self) -> Any:
+        weights = self.cleaned_data["weights"]
+        if not isinstance(weights, dict) or any(
+                key not in ("knn", "content", "popularity", "session") or
+                not isinstance(value, int | float) or value < 0
+                for key, value in weights.items()):
+            raise forms.ValidationError("knn, content, popularity and session: weights >= 0")
+        return weights
+
+
+@admin.register(Placement)
+class PlacementAdmin(admin.ModelAdmin):
+    form = PlacementForm
+    list_display = ("name", "site", "title", "strategy", "limit", "diversity", "is_active")
+    list_filter = ("site", "strategy", "is_active")
+    fieldsets = [
+        (None, {"fields": ["site", "name", "title", "is_active"]}),
+        ("What to recommend", {"fields": ["strategy", "weights", "limit", "fallback"]}),
+        ("Business rules", {"fields": [
+            "exclude_purchased", "exclude_seen_days", "only_available", "include_categories",
+            "exclude_categories", "price_min", "price_max"]}),
+        ("Diversity, rotation and context", {"fields": [
+            "diversity", "diversity_lambda", "category_cap", "rotation_rate", "rotation_hours",
+            "context_rules"]}),
+    ]
+
+
+class VariantForm(forms.ModelForm):
+    class Meta:
+        model = Variant
+        exclude: list[str] = []
+
+    def clean_overrides(self) -> Any:
+        overrides = self.cleaned_data["overrides"]
+        if not isinstance(overrides, dict):
+            raise forms.ValidationError("an object of placement settings")
+        try:
+            PlacementConfig(name="check").overridden(overrides)
+        except TypeError as error:
+            raise forms.ValidationError(str(error)) from None
+        return overrides
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    form = VariantForm
+    extra = 0
+    fields = ("name", "weight", "is_control", "is_holdout", "overrides")
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    list_display = ("name", "site", "placement", "allocation", "is_active", "started_at")
+    list_filter = ("site", "is_active", "allocation")
+    readonly_fields = ("started_at", "bandit_weights", "bandit_updated_at")
+    inlines = [VariantInline]

@@ -1,15 +1,21 @@
-"""Reads of the recommend app: training data from events and the catalog, model versions."""
+"""Reads of the recommend app: training data from events and the catalog, model versions,
+and what serving reads: a subject's history, placements, experiments, ranked lists."""
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.db.models import Count, Max
+from django.db.models.functions import TruncHour
 from scipy import sparse
 
+from profiles.models import Membership, Segment
+from profiles.selectors import profile_get, subject_segments
 from recommend.evaluation import Interactions, latest_per_pair
-from recommend.models import ModelVersion
-from tracking.models import Event, Item, Site
+from recommend.models import Dismissal, Experiment, ModelVersion, Placement
+from tracking.models import ConsentRecord, Event, Item, Site
 
 Progress = Callable[[int], None]
 
@@ -93,3 +99,104 @@ def subject_items(*, site_id: int, subject: str, since: datetime, weights: dict[
                                  name__in=list(weights)).exclude(item_id="")
             .order_by("-ts", "-id").values_list("item_id", "name")[:limit])
     return list(reversed(rows))
+
+
+# --- serving -----------------------------------------------------------------------
+
+# Names read besides the weighted ones: dismissals, and impressions and clicks for rotation.
+SERVING_NAMES = ("not_interested", "view_item_list", "select_item")
+
+
+def subject_history(*, site_id: int, subjects: Iterable[str], since: datetime,
+                    names: Iterable[str], limit: int = 1000) -> list[tuple[str, str, datetime]]:
+    """The latest (item id, event name, time) rows of these subjects, newest first, and
+    their stored dismissals (as not_interested rows)."""
+    subjects = list(subjects)
+    rows = list(Event.objects.filter(site_id=site_id, subject__in=subjects, ts__gte=since,
+                                     name__in=[*names, *SERVING_NAMES]).exclude(item_id="")
+                .order_by("-ts", "-id").values_list("item_id", "name", "ts")[:limit])
+    rows += [(item, "not_interested", at) for item, at in Dismissal.objects.filter(
+        site_id=site_id, subject__in=subjects).values_list("item_id", "created_at")]
+    return rows
+
+
+def subjects_personalization_allowed(*, site: Site, subjects: list[str]) -> bool:
+    """Whether the current consent of one of these subjects (a visitor, or a user and the
+    visitors linked to them) allows personalization; always, on a site that asks none."""
+    if not site.require_consent:
+        return True
+    return ConsentRecord.objects.filter(site=site, subject__in=subjects,
+                                        personalization=True).exists()
+
+
+def user_alias_subjects(*, site: Site, user_subject: str) -> list[str]:
+    """The visitor subjects merged into a user's profile (their devices before login)."""
+    profile = profile_get(site=site, subject=user_subject)
+    if profile is None:
+        return []
+    aliases = profile.aliases
+    return aliases.split() if isinstance(aliases, str) else [str(a) for a in aliases or []]
+
+
+def subject_latest_context(*, site_id: int, subject: str) -> dict:
+    """The context (device, locale, country ...) of the subject's latest event."""
+    context = Event.objects.filter(site_id=site_id, subject=subject).order_by("-ts", "-id") \
+        .values_list("context", flat=True).first()
+    return context if isinstance(context, dict) else {}
+
+
+def placement_find(*, site_id: int, name: str) -> Placement | None:
+    return Placement.objects.filter(site_id=site_id, name=name, is_active=True).first()
+
+
+def experiment_running(*, placement: Placement) -> Experiment | None:
+    """The placement's active experiment with its variants (prefetched), if any."""
+    return Experiment.objects.filter(placement=placement, is_active=True) \
+        .prefetch_related("variants").first()
+
+
+def site_latest_event_time(*, site_id: int) -> datetime | None:
+    return Event.objects.filter(site_id=site_id).aggregate(latest=Max("ts"))["latest"]
+
+
+def items_trending(*, site_id: int, window: timedelta, half_life_hours: float,
+                   names: Iterable[str], n: int = 200) -> list[tuple[str, float]]:
+    """Items by events in the window before the site's latest event, each event weighing
+    0.5 ** (its age in hours / half_life_hours); best first."""
+    latest = site_latest_event_time(site_id=site_id)
+    if latest is None:
+        return []
+    hourly = (Event.objects.filter(site_id=site_id, ts__gt=latest - window, name__in=list(names))
+              .exclude(item_id="").annotate(hour=TruncHour("ts")).order_by()
+              .values_list("item_id", "hour").annotate(n=Count("id")))
+    scores: Counter[str] = Counter()
+    for item_id, hour, count in hourly:
+        age_hours = max((latest - hour).total_seconds() / 3600, 0.0)
+        scores[item_id] += count * 0.5 ** (age_hours / half_life_hours)
+    return [(item, round(score, 6)) for item, score in scores.most_common(n)]
+
+
+def items_popular(*, site_id: int, since: datetime | None, names: Iterable[str],
+                  subjects_of_segment: int | None = None, n: int = 200
+                  ) -> list[tuple[str, float]]:
+    """Items by distinct subjects with an event of these names since ``since`` (of the
+    members of a segment, if given); best first."""
+    events = Event.objects.filter(site_id=site_id, name__in=list(names)).exclude(item_id="")
+    if since is not None:
+        events = events.filter(ts__gte=since)
+    if subjects_of_segment is not None:
+        members = Membership.objects.filter(segment_id=subjects_of_segment, until__isnull=True)
+        events = events.filter(subject__in=members.values("subject"))
+    rows = events.order_by().values("item_id").annotate(n=Count("subject", distinct=True)) \
+        .order_by("-n", "item_id").values_list("item_id", "n")[:n]
+    return [(item, float(count)) for item, count in rows]
+
+
+def subject_segment_list(*, site: Site, subject: str) -> list[dict]:
+    """The subject's current segments (slug, name, kind), rule segments first."""
+    return subject_segments(site=site, subject=subject)
+
+
+def segment_id_for(*, site_id: int, slug: str) -> int | None:
+    return Segment.objects.filter(site_id=site_id, slug=slug, is_active=True) \
+        .values_list("pk", flat=True).first()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from recommend import offline
 from recommend.algorithms import Hybrid, Popularity
 from recommend.algorithms.base import model_arrays
+from recommend.caching import answer_cache
 from recommend.conf import recommend_settings
 from recommend.datasets import Dataset
 from recommend.evaluation import split_last_fraction_per_user
@@ -181,6 +182,8 @@ def model_version_activate(*, version: ModelVersion) -> None:
         .exclude(pk=version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True,
                                                       activated_at=timezone.now())
+    # Cached answers of the old version retire once the switch is committed.
+    transaction.on_commit(lambda: answer_cache.site_invalidate(version.site_id))
 
 
 def artifacts_prune(*, site: Site) -> int:

@@ -62,10 +62,23 @@ def model_load(version: ModelVersion) -> LoadedModel:
                        catalog_since=version.started_at)
 
 
-def active_model(*, site_id: int) -> LoadedModel | None:
-    """The site's model to serve: the active version once loaded, else the one held before."""
-    version = model_version_active(site_id=site_id)
+_version_checked: dict[int, tuple[int, float]] = {}  # site -> (generation, when)
+
+
+def active_model(*, site_id: int, generation: int | None = None) -> LoadedModel | None:
+    """The site's model to serve: the active version once loaded, else the one held before.
+
+    With the site's cache ``generation`` (an activation bumps it), the database is asked
+    for the active version only when the generation moved or VERSION_CHECK_SECONDS passed.
+    """
     held = _loaded.get(site_id)
+    if generation is not None and held is not None:
+        checked = _version_checked.get(site_id)
+        if checked is not None and checked[0] == generation and \
+                time.monotonic() - checked[1] < recommend_settings.VERSION_CHECK_SECONDS:
+            return _catalog_checked(held, site_id)
+        _version_checked[site_id] = (generation, time.monotonic())
+    version = model_version_active(site_id=site_id)
     if version is not None and (held is None or held.version_id != version.pk):
         try:
             fresh = model_load(version)
@@ -75,6 +88,10 @@ def active_model(*, site_id: int) -> LoadedModel | None:
         else:
             with _lock:
                 _loaded[site_id] = held = fresh
+    return _catalog_checked(held, site_id)
+
+
+def _catalog_checked(held: LoadedModel | None, site_id: int) -> LoadedModel | None:
     if held is not None and \
             time.monotonic() - held.catalog_checked >= recommend_settings.CATALOG_CHECK_SECONDS:
         catalog_items_add(held, site_id=site_id)
@@ -145,3 +162,4 @@ def loaded_models_clear() -> None:
     """Forget every model held in this process (tests, and after a site is erased)."""
     with _lock:
         _loaded.clear()
+        _version_checked.clear()

@@ -1,0 +1,231 @@
+"""HTTP endpoints of recommend: recommendations for the visitor (public key) or for a user
+(secret key), similar items, and the catalog upsert. Thin: parse, call one service.
+
+The public endpoints answer only for the calling visitor's own anon id (a random id
+only their browser knows); a user id needs the secret key.
+"""
+
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import Throttled
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recommend import serializers as s
+from recommend.catalog import ItemInvalid, items_upsert
+from recommend.params import (
+    ParamInvalid,
+    anon_id_param,
+    cache_field,
+    personalized_param,
+    rec_request_parse,
+)
+from recommend.recommending import RecRequest, recommendations_answer
+from recommend.selectors import user_alias_subjects
+from tracking.authentication import site_for_public_key, site_for_secret_key
+from tracking.errors import ApiError, EnvelopeInvalid, Malformed, OriginNotAllowed
+from tracking.models import Site
+from tracking.parsers import BoundedJSONParser
+from tracking.serializers import ErrorSerializer
+from tracking.services import subject_hash
+from tracking.throttling import IpRateThrottle, SiteKeyRateThrottle
+
+_ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="a parameter is wrong (see field)"),
+    401: OpenApiResponse(ErrorSerializer, description="unknown key"),
+    403: OpenApiResponse(ErrorSerializer, description="origin not allowed, or a user id "
+                         "asked for with the public key"),
+    429: OpenApiResponse(ErrorSerializer, description="throttled; see Retry-After"),
+}
+_QUERY = [
+    OpenApiParameter("placement", str, description='e.g. "home", "product" (admin: '
+                     "Placements)"),
+    OpenApiParameter("limit", int, description="items (default: the placement's)"),
+    OpenApiParameter("item", str, description="the item on the page (product pages)"),
+    OpenApiParameter("filter", str, description='JSON, e.g. {"category": {"in": ["lamps"]}, '
+                     '"price": {"between": [10, 50]}}; see recommend/query.py'),
+    OpenApiParameter("boost", str, description='JSON, e.g. {"if": {"attributes.color": '
+                     '"red"}, "factor": 2}'),
+    OpenApiParameter("diversity", float, description="0 (by relevance) .. 1 (most varied)"),
+    OpenApiParameter("rotation", float, description="0..1: each recent impression without "
+                     "a click multiplies an item's score by 1 - rotation"),
+    OpenApiParameter("rotation_hours", float, description="how long an impression counts"),
+    OpenApiParameter("after", str, description="a rec_token: the next items of that list, "
+                     "none of its items again (infinite scroll)"),
+    OpenApiParameter("device", str), OpenApiParameter("country", str),
+    OpenApiParameter("hour", int, description="0..23, for the placement's context rules"),
+    OpenApiParameter("personalized", int, description="0: lists that read nothing of the "
+                     "visitor"),
+]
+_PUBLIC = [
+    OpenApiParameter("site", str, required=True, description="the site's public key"),
+    OpenApiParameter("anon_id", str, description="the visitor's id from the tracker (else "
+                     "the rs_aid cookie)"),
+]
+
+
+class SecretKeyRequired(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "secret_key_required"
+
+
+class NotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+
+def _invalid(error: ParamInvalid | ItemInvalid) -> EnvelopeInvalid:
+    return EnvelopeInvalid(error.field, error.detail)
+
+
+class _LeanApi(APIView):
+    """GET without DRF's request wrapper and negotiation (they cost as much as a cached
+    answer); the same throttles, JSON errors and schema. ``get`` returns JSON bytes."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET":
+            return super().dispatch(request, *args, **kwargs)
+        self.args, self.kwargs, self.request, self.headers = args, kwargs, request, {}
+        try:
+            self.check_throttles(request)
+            body = self.get(request, *args, **kwargs)
+            return HttpResponse(body, content_type="application/json")
+        except Exception as exc:  # DRF's handler answers API errors and re-raises the rest
+            response = self.handle_exception(exc)
+        headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
+        return HttpResponse(orjson.dumps(response.data), status=response.status_code,
+                            content_type="application/json", headers=headers)
+
+    def raise_uncaught_exception(self, exc: Exception) -> None:
+        if isinstance(self.request, Request):
+            super().raise_uncaught_exception(exc)
+        raise exc
+
+    def site_throttle(self, request: HttpRequest, site: Site) -> None:
+        request.recsite_site = site  # type: ignore[attr-defined]
+        throttle = SiteKeyRateThrottle()
+        if not throttle.allow_request(request, self):
+            raise Throttled(wait=throttle.wait())
+
+    def public_site(self, request: HttpRequest) -> Site:
+        """The site of the public key; a browser's Origin, when sent, must be allowed."""
+        site = site_for_public_key(request.GET.get("site"))
+        origin = request.META.get("HTTP_ORIGIN")
+        if origin is not None and not site.allows_origin(origin):
+            raise OriginNotAllowed(f"{origin} is not an allowed origin of this site")
+        self.site_throttle(request, site)
+        return site
+
+    def visitor(self, request: HttpRequest, site: Site) -> str:
+        """The calling visitor's subject; a user id is refused with the public key."""
+        if "user_id" in request.GET:
+            raise SecretKeyRequired("recommendations for a user id need the secret key: "
+                                    "GET /api/v1/users/{user_id}/recommendations",
+                                    field="user_id")
+        try:
+            anon_id = anon_id_param(request.GET, request.COOKIES.get("rs_aid"))
+        except ParamInvalid as error:
+            raise _invalid(error) from None
+        return subject_hash(site=site, kind="a", raw_id=anon_id)
+
+
+def _parse(request: HttpRequest, **kwargs: Any) -> tuple[RecRequest, bool]:
+    try:
+        return rec_request_parse(request.GET, **kwargs), personalized_param(request.GET)
+    except ParamInvalid as error:
+        raise _invalid(error) from None
+
+
+class RecommendationsApi(_LeanApi):
+    """Recommendations for the calling visitor (public key; their own anon id only)."""
+
+    throttle_classes = [IpRateThrottle]
+
+    @extend_schema(parameters=[*_PUBLIC, *_QUERY], tags=["recommendations"],
+                   responses={200: s.RecListSerializer, **_ERRORS})
+    def get(self, request: HttpRequest) -> bytes:
+        site = self.public_site(request)
+        subject = self.visitor(request, site)
+        rec_request, personalized = _parse(request)
+        field = None if rec_request.after is not None else cache_field(request.GET)
+        return recommendations_answer(site=site, subject=subject, request=rec_request,
+                                      cache_field=field, personalized=personalized)
+
+
+class SimilarItemsApi(_LeanApi):
+    """Items similar to an item (public key); personalized for the visitor with anon_id."""
+
+    throttle_classes = [IpRateThrottle]
+
+    @extend_schema(parameters=[*_PUBLIC, OpenApiParameter("limit", int),
+                               OpenApiParameter("placement", str, description='default '
+                                                '"similar"'),
+                               OpenApiParameter("filter", str), OpenApiParameter("boost", str),
+                               OpenApiParameter("diversity", float),
+                               OpenApiParameter("after", str)],
+                   tags=["recommendations"], responses={200: s.RecListSerializer, **_ERRORS})
+    def get(self, request: HttpRequest, item_id: str) -> bytes:
+        site = self.public_site(request)
+        personal = bool(request.GET.get("anon_id") or request.COOKIES.get("rs_aid"))
+        subject = self.visitor(request, site) if personal else ""
+        rec_request, _ = _parse(request, item=item_id, similar=True)
+        field = None if rec_request.after is not None else \
+            cache_field(request.GET, extra=f"{item_id}\x1f{personal}")
+        return recommendations_answer(site=site, subject=subject, request=rec_request,
+                                      cache_field=field, personalized=personal)
+
+
+class UserRecommendationsApi(_LeanApi):
+    """Recommendations for a user of the site (the site's backend, secret key)."""
+
+    @extend_schema(parameters=_QUERY, tags=["recommendations"],
+                   responses={200: s.RecListSerializer, **_ERRORS})
+    def get(self, request: HttpRequest, user_id: str) -> bytes:
+        site = site_for_secret_key(request)
+        if not 0 < len(user_id) <= 200:
+            raise EnvelopeInvalid("user_id", "must be 1 to 200 characters")
+        subject = subject_hash(site=site, kind="u", raw_id=user_id)
+        rec_request, personalized = _parse(request)
+        subjects = [subject, *user_alias_subjects(site=site, user_subject=subject)]
+        field = None if rec_request.after is not None else cache_field(request.GET)
+        return recommendations_answer(site=site, subject=subject, request=rec_request,
+                                      cache_field=field, consent_subjects=subjects,
+                                      history_subjects=subjects, personalized=personalized)
+
+
+class ItemsUpsertApi(APIView):
+    """Create or update catalog items; ``available: false`` takes one down everywhere at
+    once (secret key)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(request=s.ItemsInSerializer, tags=["catalog"],
+                   responses={200: s.UpsertOutSerializer, **_ERRORS,
+                              413: OpenApiResponse(ErrorSerializer, description="too large"),
+                              415: OpenApiResponse(ErrorSerializer,
+                                                   description="not JSON")})
+    def put(self, request: Request) -> Response:
+        site = site_for_secret_key(request)
+        if not isinstance(request.data, dict) or not request.data:
+            raise Malformed('send {"items": [...]}')
+        unknown = sorted(set(request.data) - {"items"})
+        if unknown:
+            raise EnvelopeInvalid(unknown[0][:40], "is not a field (items)")
+        try:
+            result = items_upsert(site=site, items=request.data.get("items"))
+        except ItemInvalid as error:
+            raise _invalid(error) from None
+        return Response({"created": result.created, "updated": result.updated,
+                         "unavailable": result.unavailable})
+

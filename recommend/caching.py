@@ -1,0 +1,105 @@
+"""The answer cache: recommendation lists per subject and placement, in Redis.
+
+Answers of one subject live in one Redis hash (one field per placement and query), so new
+events of that subject drop them all with one DEL. Each answer carries the site's
+generation; a new model version, a catalog change or a takedown bumps the generation and
+so retires every answer of the site at once. A read is one round trip (the generation and
+the answer in one pipeline). Without Redis (the embedded default) the same contract runs
+on Django's cache, with a generation per subject too.
+"""
+
+import time
+from collections.abc import Collection
+
+from django.core.cache import cache
+
+
+class AnswerCache:
+    """Redis-backed when the cache is Redis, else Django's cache API."""
+
+    def _redis(self):
+        client = getattr(cache, "_cache", None)
+        if client is not None and hasattr(client, "get_client"):
+            return client.get_client(write=True)
+        return None
+
+    def _key(self, *parts: object) -> str:
+        return ":".join([cache.key_prefix or "recsite", "rec", *map(str, parts)])
+
+    # --- the site generation ------------------------------------------------------
+
+    def generation(self, site_id: int) -> int:
+        """The site's current generation (0 until first bumped)."""
+        redis = self._redis()
+        key = self._key("gen", site_id)
+        value = redis.get(key) if redis is not None else cache.get(key)
+        return int(value or 0)
+
+    def site_invalidate(self, site_id: int) -> int:
+        """Retire every cached answer of the site; returns the new generation."""
+        redis = self._redis()
+        key = self._key("gen", site_id)
+        if redis is not None:
+            return int(redis.incr(key))
+        cache.add(key, 0, timeout=None)
+        return int(cache.incr(key))
+
+    # --- answers ------------------------------------------------------------------
+
+    def get(self, site_id: int, subject: str, field: str) -> tuple[int, bytes | None]:
+        """(the site's generation, the cached answer or None), in one round trip."""
+        redis = self._redis()
+        if redis is not None:
+            with redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key("gen", site_id))
+                pipe.hget(self._key("ans", site_id, subject), field)
+                gen_raw, stored = pipe.execute()
+            generation = int(gen_raw or 0)
+            return generation, _fresh(stored, generation)
+        generation = self.generation(site_id)
+        subject_gen = cache.get(self._key("sgen", site_id, subject), 0)
+        stored = cache.get(self._key("ans", site_id, subject, subject_gen, field))
+        return generation, _fresh(stored, generation)
+
+    def set(self, site_id: int, subject: str, field: str, answer: bytes, *, generation: int,
+            seconds: int) -> None:
+        """Keep an answer computed at ``generation`` for ``seconds``."""
+        if seconds <= 0:
+            return
+        stored = b"%d|%d|" % (generation, int(time.time() + seconds)) + answer
+        redis = self._redis()
+        if redis is not None:
+            key = self._key("ans", site_id, subject)
+            with redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, field, stored)
+                pipe.expire(key, seconds)
+                pipe.execute()
+            return
+        subject_gen = cache.get(self._key("sgen", site_id, subject), 0)
+        cache.set(self._key("ans", site_id, subject, subject_gen, field), stored, seconds)
+
+    def subjects_invalidate(self, site_id: int, subjects: Collection[str]) -> None:
+        """Drop every cached answer of these subjects (their events changed)."""
+        if not subjects:
+            return
+        redis = self._redis()
+        if redis is not None:
+            redis.delete(*(self._key("ans", site_id, s) for s in subjects))
+            return
+        for subject in subjects:
+            key = self._key("sgen", site_id, subject)
+            cache.add(key, 0, timeout=None)
+            cache.incr(key)
+
+
+def _fresh(stored: bytes | None, generation: int) -> bytes | None:
+    """The answer inside a stored value, if it is of this generation and not expired."""
+    if not stored:
+        return None
+    gen_raw, expires_raw, answer = stored.split(b"|", 2)
+    if int(gen_raw) != generation or int(expires_raw) < time.time():
+        return None
+    return answer
+
+
+answer_cache = AnswerCache()
