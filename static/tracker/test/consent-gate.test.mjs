@@ -194,3 +194,21 @@ test('events the cap dropped are reported once, when delivery works again', asyn
   assert.deepEqual(reports.map((e) => e.params), [{ dropped: 7 }]);
   assert.equal(JSON.parse(browser.storage.getItem('rs_q')).d, 0);
 });
+
+test('a session ends after 30 minutes without an event', async () => {
+  const browser = installBrowser({ dataset: { batch: '1' } });
+  browser.storage.setItem('rs_aid', '"a_known"');
+  const minutesAgo = (m) => JSON.stringify({ i: 's_old', r: { 'sku-1': 'tok' }, t: Date.now() - m * 60000 });
+  browser.storage.setItem('rs_s', minutesAgo(29));
+  await loadTracker();
+  recsite('consent', { ...GRANT, stored: true });
+  recsite('event', 'add_to_cart', { items: [{ item_id: 'sku-1' }] });
+  browser.storage.setItem('rs_s', minutesAgo(31));
+  recsite('event', 'add_to_cart', { items: [{ item_id: 'sku-1' }] });
+  await until(() => eventNames(browser.requests).filter((n) => n == 'add_to_cart').length == 2);
+  const [first, second] = browser.requests.flatMap((r) => r.body.events).filter((e) => e.name == 'add_to_cart');
+  assert.equal(first.session_id, 's_old');
+  assert.equal(first.params.rec_token, 'tok'); // the session's attribution
+  assert.match(second.session_id, /^s_[0-9a-f-]{36}$/);
+  assert.equal(second.params.rec_token, undefined); // tokens end with their session
+});
