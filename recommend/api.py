@@ -125,12 +125,16 @@ class _LeanApi(APIView):
         self.site_throttle(request, site)
         return site
 
-    def visitor(self, request: HttpRequest, site: Site) -> str:
-        """The calling visitor's subject; a user id is refused with the public key."""
+    def visitor(self, request: HttpRequest, site: Site, *, personalized: bool = True) -> str:
+        """The calling visitor's subject ("" for an unpersonalized list asked without an
+        anon id); a user id is refused with the public key."""
         if "user_id" in request.GET:
             raise SecretKeyRequired("recommendations for a user id need the secret key: "
                                     "GET /api/v1/users/{user_id}/recommendations",
                                     field="user_id")
+        if not personalized and not request.GET.get("anon_id") and \
+                not request.COOKIES.get("rs_aid"):
+            return ""
         try:
             anon_id = anon_id_param(request.GET, request.COOKIES.get("rs_aid"))
         except ParamInvalid as error:
@@ -154,8 +158,8 @@ class RecommendationsApi(_LeanApi):
                    responses={200: s.RecListSerializer, **_ERRORS})
     def get(self, request: HttpRequest) -> bytes:
         site = self.public_site(request)
-        subject = self.visitor(request, site)
         rec_request, personalized = _parse(request)
+        subject = self.visitor(request, site, personalized=personalized)
         field = None if rec_request.after is not None else cache_field(request.GET)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
                                       cache_field=field, personalized=personalized)

@@ -149,7 +149,7 @@ STATIC_ROOT = DATA_DIR / "static"
 # Only the built browser files: static/tracker/ also holds their sources and node_modules.
 STATICFILES_DIRS = [
     ("tracker/dist", path) for path in [BASE_DIR / "static" / "tracker" / "dist"] if path.is_dir()
-]
+] + [("recommend", BASE_DIR / "static" / "recommend")]  # the widget's CSS and JS
 
 # --- REST framework ---------------------------------------------------------
 REST_FRAMEWORK = {

@@ -6,6 +6,8 @@ environment): ``PUBLIC_KEY`` (default: the only active site's key), ``ENDPOINT``
 this server's /api/v1), ``CONSENT_VERSION`` (change it when the banner's texts or purposes
 change: visitors are asked again) and ``CONSENT_TEXTS`` (a dict overriding the banner's
 texts, which are otherwise Django-translated English).
+``{% recommendations placement="home" limit=6 %}`` renders a recommendation widget for the
+visitor (recommend/widgets.py).
 """
 
 import logging
@@ -17,6 +19,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from recommend.widgets import widget_render
 from tracking.models import Site
 
 register = template.Library()
@@ -85,3 +88,15 @@ def recsite_tracker(context: template.Context, key: str | None = None,
         "batch": batch,
         "flush_ms": flush_ms,
     }
+
+
+@register.simple_tag(takes_context=True)
+def recommendations(context: template.Context, placement: str = "home", limit: int | None = None,
+                    item: str | None = None, title: str | None = None, key: str | None = None,
+                    template: str | None = None) -> str:
+    """A recommendation widget for the visitor: ``{% recommendations placement="home" limit=6 %}``
+    (``item=`` on product pages; see recommend/widgets.py)."""
+    return widget_render(request=context.get("request"), public_key=key or public_key_default(),
+                         placement=placement, limit=limit, item=item, title=title,
+                         template=template,
+                         endpoint=_setting("ENDPOINT") or reverse("collect").rsplit("/", 1)[0])
