@@ -15,7 +15,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay
 
 from recommend.conf import recommend_settings
-from recommend.models import Attribution, Dismissal
+from recommend.experiments import ExperimentResult, experiment_analyse
+from recommend.models import Attribution, Dismissal, Experiment
 from recommend.tokens import RecToken, token_read
 from tracking.models import Event
 
@@ -156,3 +157,20 @@ def _counts() -> dict:
         "purchases": Count("pk", filter=Q(kind="purchase")),
         "revenue": Sum("value", filter=Q(kind="purchase")),
     }
+
+
+def experiment_results(*, experiment: Experiment) -> ExperimentResult:
+    """Per variant: impressions, clicks, CTR, conversions, revenue, with intervals, tests
+    against the control and warnings while the sample is small."""
+    rows = {row.key[0]: row for row in attribution_report(
+        site_id=experiment.site_id, by=("variant",), experiment_id=experiment.pk)}
+    arms = []
+    for variant in experiment.variants.all():
+        row = rows.get(variant.name)
+        arms.append({"name": variant.name, "is_control": variant.is_control,
+                     "is_holdout": variant.is_holdout,
+                     "impressions": row.impressions if row else 0,
+                     "clicks": row.clicks if row else 0,
+                     "conversions": row.conversions if row else 0,
+                     "revenue": row.revenue if row else 0.0})
+    return experiment_analyse(arms, min_impressions=experiment.min_impressions)

@@ -16,11 +16,13 @@ from django.utils import timezone
 from recommend import offline
 from recommend.algorithms import Hybrid, Popularity
 from recommend.algorithms.base import model_arrays
+from recommend.attribution import attribution_report
 from recommend.caching import answer_cache
 from recommend.conf import recommend_settings
 from recommend.datasets import Dataset
 from recommend.evaluation import split_last_fraction_per_user
-from recommend.models import ModelVersion
+from recommend.experiments import thompson_weights
+from recommend.models import Experiment, ModelVersion
 from recommend.selectors import TrainingData, training_data_read
 from tracking.models import Site
 
@@ -215,3 +217,17 @@ class _Reporter:
             self.last_write = now
             ModelVersion.objects.filter(pk=self.version.pk).update(
                 progress=round(fraction, 4), stage=stage[:40])
+
+
+def experiment_rebalance(*, experiment: Experiment) -> dict[str, float]:
+    """Thompson sampling: each variant's share becomes the probability that it has the best
+    click-through rate (Beta posteriors of its clicks and impressions); returns the shares."""
+    rows = {row.key[0]: row for row in attribution_report(
+        site_id=experiment.site_id, by=("variant",), experiment_id=experiment.pk)}
+    counts = {v.name: (rows[v.name].clicks, rows[v.name].impressions) if v.name in rows
+              else (0, 0) for v in experiment.variants.all() if v.weight > 0}
+    shares = thompson_weights(counts, seed=experiment.pk)
+    experiment.bandit_weights = shares
+    experiment.bandit_updated_at = timezone.now()
+    experiment.save(update_fields=["bandit_weights", "bandit_updated_at"])
+    return shares

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from recommend import services
-from recommend.models import ModelVersion
+from recommend.models import Experiment, ModelVersion
 from tracking.models import Site
 
 
@@ -25,3 +25,12 @@ def train_all() -> int:
         train_version.delay(version.pk)
         queued += 1
     return queued
+
+
+@shared_task(name="recommend.rebalance_bandits")
+def rebalance_bandits() -> int:
+    """New Thompson-sampling shares for every active bandit experiment; returns how many."""
+    experiments = Experiment.objects.filter(is_active=True, allocation="thompson")
+    for experiment in experiments:
+        services.experiment_rebalance(experiment=experiment)
+    return len(experiments)

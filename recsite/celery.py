@@ -68,4 +68,10 @@ app.conf.beat_schedule = {
         "schedule": 6 * 3600.0,
         "options": {"queue": Queue.DEFAULT, "expires": 3600},
     },
+    # Thompson-sampling experiments: new variant shares from the latest clicks.
+    "recommend-rebalance-bandits": {
+        "task": "recommend.rebalance_bandits",
+        "schedule": 600.0,
+        "options": {"queue": Queue.DEFAULT, "expires": 500},
+    },
 }
