@@ -7,10 +7,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.utils.safestring import SafeString
 
 from recommend import services, tasks
-from recommend.models import Experiment, ModelVersion, Placement, TrainingSite, Variant
+from recommend.attribution import experiment_results
+from recommend.dashboards import dashboard_context
+from recommend.models import (
+    Attribution,
+    Dashboard,
+    Experiment,
+    ModelVersion,
+    Placement,
+    TrainingSite,
+    Variant,
+)
 from recommend.query import QueryError
 from recommend.recommending import FALLBACKS, PlacementConfig, context_rules_parse
 
@@ -161,5 +174,51 @@ class VariantInline(admin.TabularInline):
 class ExperimentAdmin(admin.ModelAdmin):
     list_display = ("name", "site", "placement", "allocation", "is_active", "started_at")
     list_filter = ("site", "is_active", "allocation")
-    readonly_fields = ("started_at", "bandit_weights", "bandit_updated_at")
+    readonly_fields = ("started_at", "bandit_weights", "bandit_updated_at", "results")
     inlines = [VariantInline]
+
+    @admin.display(description="results")
+    def results(self, experiment: Experiment) -> SafeString:
+        if experiment.pk is None:
+            return SafeString("-")
+        return render_to_string("admin/recommend/experiment_results.html",
+                                {"result": experiment_results(experiment=experiment)})
+
+
+@admin.register(Attribution)
+class AttributionAdmin(admin.ModelAdmin):
+    list_display = ("ts", "kind", "placement", "variant", "model_version", "item_id", "value")
+    list_filter = ("kind", "placement", "variant", "site")
+    readonly_fields = [field.name for field in Attribution._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    """One page of charts per site (choose the site and the days)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        sites = list(Dashboard.objects.order_by("name"))
+        chosen = request.GET.get("site", "")
+        site = next((s for s in sites if str(s.pk) == chosen), sites[0] if sites else None)
+        try:
+            days = min(max(int(request.GET.get("days", 30)), 1), 365)
+        except ValueError:
+            days = 30
+        context = {**self.admin_site.each_context(request), "title": "Dashboard",
+                   "sites": sites, "days": days}
+        if site is None:
+            return TemplateResponse(request, "admin/recommend/dashboard_empty.html", context)
+        context.update(dashboard_context(site=site, days=days))
+        return TemplateResponse(request, "admin/recommend/dashboard.html", context)

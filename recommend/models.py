@@ -243,3 +243,11 @@ class Attribution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.placement}/{self.variant or '-'} @ {self.ts:%Y-%m-%d %H:%M}"
+
+
+class Dashboard(Site):
+    """A site seen from the dashboards (charts of its recommendations, events and models)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dashboard"
