@@ -28,11 +28,16 @@ _ASSETS_SENT = "_recsite_widget_assets"
 
 def widget_render(*, request: HttpRequest | None, public_key: str | None, placement: str,
                   limit: int | None = None, item: str | None = None, title: str | None = None,
-                  template: str | None = None, endpoint: str = "/api/v1") -> SafeString:
-    """The widget's HTML (empty, and logged, when it cannot be made: never a broken page)."""
+                  template: str | None = None, endpoint: str = "/api/v1",
+                  similar: bool = False) -> SafeString:
+    """The widget's HTML (empty, and logged, when it cannot be made: never a broken page).
+
+    ``similar`` lists the items most like ``item`` (personalized for a known visitor).
+    """
     try:
         context = widget_context(request=request, public_key=public_key, placement=placement,
-                                 limit=limit, item=item, title=title, endpoint=endpoint)
+                                 limit=limit, item=item, title=title, endpoint=endpoint,
+                                 similar=similar)
     except Exception:
         logger.exception("recommendations widget %r could not be rendered", placement)
         return SafeString("")
@@ -43,7 +48,7 @@ def widget_render(*, request: HttpRequest | None, public_key: str | None, placem
 
 def widget_context(*, request: HttpRequest | None, public_key: str | None, placement: str,
                    limit: int | None, item: str | None, title: str | None,
-                   endpoint: str) -> dict[str, Any] | None:
+                   endpoint: str, similar: bool = False) -> dict[str, Any] | None:
     site = Site.objects.filter(public_key=public_key, is_active=True).first() \
         if public_key else None
     if site is None:
@@ -55,8 +60,10 @@ def widget_context(*, request: HttpRequest | None, public_key: str | None, place
     query = {"placement": placement, "limit": str(limit or ""), "item": item or "",
              "personalized": "1" if personal else "0"}
     body = recommendations_answer(
-        site=site, subject=subject, personalized=personal, cache_field=cache_field(query),
-        request=RecRequest(placement=placement, limit=limit, item=item))
+        site=site, subject=subject, personalized=personal,
+        cache_field=cache_field(query, extra="similar" if similar else ""),
+        request=RecRequest(placement=placement, limit=limit, item=item,
+                           similar=similar and bool(item)))
     answer = orjson.loads(body)
     first = request is not None and not getattr(request, _ASSETS_SENT, False)
     if request is not None:

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "tracking",
     "profiles",
     "recommend",
+    "demo",  # the demo shop at /shop/ (scripts/demo)
 ]
 
 MIDDLEWARE = [
@@ -105,8 +106,11 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "recsite.sqlite3",
-            # WAL lets the demo server read while an import writes.
-            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20},
+            # WAL lets the demo server read while an import writes. IMMEDIATE: a transaction
+            # takes the write lock when it begins, so concurrent requests (collect draining
+            # in-process) wait for it instead of failing with "database is locked".
+            "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20,
+                        "transaction_mode": "IMMEDIATE"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("tracking.urls")),
     path("api/v1/", include("profiles.urls")),
     path("api/v1/", include("recommend.urls")),
+    path("shop/", include("demo.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

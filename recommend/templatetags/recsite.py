@@ -93,10 +93,11 @@ def recsite_tracker(context: template.Context, key: str | None = None,
 @register.simple_tag(takes_context=True)
 def recommendations(context: template.Context, placement: str = "home", limit: int | None = None,
                     item: str | None = None, title: str | None = None, key: str | None = None,
-                    template: str | None = None) -> str:
+                    template: str | None = None, similar: bool = False) -> str:
     """A recommendation widget for the visitor: ``{% recommendations placement="home" limit=6 %}``
-    (``item=`` on product pages; see recommend/widgets.py)."""
+    (``item=`` on product pages, with ``similar=True`` for items like it; see
+    recommend/widgets.py)."""
     return widget_render(request=context.get("request"), public_key=key or public_key_default(),
                          placement=placement, limit=limit, item=item, title=title,
-                         template=template,
+                         template=template, similar=similar,
                          endpoint=_setting("ENDPOINT") or reverse("collect").rsplit("/", 1)[0])
