@@ -6,7 +6,6 @@ counter per fixed window instead (an atomic INCR in Redis), reusing DRF's rate
 syntax, its Retry-After answer and its proxy-aware client address.
 """
 
-import hashlib
 import hmac
 import time
 
@@ -53,8 +52,8 @@ class IpRateThrottle(FixedWindowThrottle):
 
     def get_cache_key(self, request, view) -> str:
         ident = self.get_ident(request) or ""
-        digest = hmac.new(settings.SECRET_KEY.encode(), ident.encode(), hashlib.sha256)
-        return f"throttle:ip:{digest.hexdigest()[:24]}"
+        digest = hmac.digest(settings.SECRET_KEY.encode(), ident.encode(), "sha256")
+        return f"throttle:ip:{digest.hex()[:24]}"
 
 
 class SiteKeyRateThrottle(FixedWindowThrottle):
