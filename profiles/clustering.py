@@ -110,13 +110,16 @@ def _segment_describe(segment: Segment, fit: clusters.ClusterFit, index: int,
         f"{fit.silhouette:.3f}); centroid: "
         + ", ".join(f"{name} {value:.2f}" for name, value in
                     zip(names, fit.centers_raw[index], strict=True)))
-    segment.size = int(fit.sizes[index])
     silhouette = fit.cluster_silhouette[index]
     segment.silhouette = None if np.isnan(silhouette) else float(silhouette)
     segment.centroid = {name: float(v) for name, v in
                         zip(names, fit.centers[index], strict=True)}
     segment.is_active = True
-    segment.save()
+    if segment.pk is None:
+        segment.save()
+    else:  # not the size: memberships_sync moves it with the members
+        segment.save(update_fields=["name", "description", "silhouette", "centroid",
+                                    "is_active", "updated_at"])
 
 
 def _old_centroid_z(segment: Segment, names: tuple[str, ...], mean: np.ndarray,

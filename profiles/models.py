@@ -13,9 +13,10 @@ class Profile(models.Model):
     """What one subject of one site did, kept current as events arrive.
 
     ``subject`` is the profile's owner: a user's subject hash once the visitor
-    identified, else the anonymous subject hash. The ``*_keys`` and ``days``
-    lists hold the members of the distinct counts, so an update never counts
-    one twice; ``affinity`` holds raw decayed scores (normalized when read).
+    identified, else the anonymous subject hash. ``session_keys``, ``days`` and
+    ``purchase_keys`` hold the members of the distinct counts (space-separated:
+    internal state, cheap to write for a million profiles), so an update never
+    counts one twice; ``affinity`` holds raw decayed scores (normalized when read).
     """
 
     class Stage(models.TextChoices):
@@ -25,21 +26,24 @@ class Profile(models.Model):
         CHURNED = "churned"
         VIP = "vip", "VIP"
 
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (site, subject) index serves lookups by site.
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="+", db_index=False)
     subject = models.CharField(max_length=32)
     identified = models.BooleanField(default=False, help_text="The owner is a known user.")
-    aliases = models.JSONField(default=list, help_text="Subject hashes whose events are here.")
+    aliases = models.TextField(blank=True, default="",
+                               help_text="Other subject hashes whose events are here.")
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     last_purchase = models.DateTimeField(null=True, blank=True)
     events = models.PositiveIntegerField(default=0)
     by_type = models.JSONField(default=dict, help_text="Events per event name.")
     sessions = models.PositiveIntegerField(default=0)
-    session_keys = models.JSONField(default=list)
+    session_keys = models.TextField(blank=True, default="")
     active_days = models.PositiveIntegerField(default=0)
-    days = models.JSONField(default=list, help_text="Active days, as days since 1970-01-01.")
+    days = models.TextField(blank=True, default="",
+                            help_text="Active days, as days since 1970-01-01.")
     purchases = models.PositiveIntegerField(default=0, help_text="Distinct transactions.")
-    purchase_keys = models.JSONField(default=list)
+    purchase_keys = models.TextField(blank=True, default="")
     monetary = models.FloatField(default=0.0, help_text="Purchase value net of refunds.")
     engaged_ms = models.BigIntegerField(default=0)
     devices = models.JSONField(default=dict, help_text="Events per device type.")
@@ -47,7 +51,7 @@ class Profile(models.Model):
     r_score = models.PositiveSmallIntegerField(null=True, blank=True)
     f_score = models.PositiveSmallIntegerField(null=True, blank=True)
     m_score = models.PositiveSmallIntegerField(null=True, blank=True)
-    rfm_segment = models.CharField(max_length=24, blank=True, db_index=True)
+    rfm_segment = models.CharField(max_length=24, blank=True)
     stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.NEW)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,13 +59,16 @@ class Profile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["site", "subject"], name="profile_one_per_subject")
         ]
-        indexes = [
-            models.Index(fields=["site", "last_seen"], name="profile_site_last_seen"),
-            models.Index(fields=["site", "stage"], name="profile_site_stage"),
-        ]
+        # No other index: each one costs on every one of a million inserts of a recompute,
+        # and the segment sweep's filters read a site's profiles in one scan anyway.
 
     def __str__(self) -> str:
         return f"{self.subject[:12]}… ({self.events} events)"
+
+    @property
+    def alias_list(self) -> list[str]:
+        """The other subject hashes whose events landed here (devices before login)."""
+        return self.aliases.split()
 
     @property
     def avg_engaged_seconds(self) -> float:

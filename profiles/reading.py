@@ -5,9 +5,9 @@ through a server-side cursor for a full recompute); the ORM and Python
 elsewhere (the embedded SQLite default). Both give the same ``EventRow``s.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
@@ -15,6 +15,9 @@ from profiles.models import IdentityLink
 from profiles.state import EventRow
 from tracking.db import is_postgresql, pg_fetchall
 from tracking.models import Event, Item
+
+if TYPE_CHECKING:
+    from profiles.columnar import RowColumns
 
 STREAM_CHUNK = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,6 +101,42 @@ def _pg_select(site_id: int, junk: frozenset[str]) -> tuple[str, list[Any]]:
                           AND e.item_id <> ''
         WHERE e.site_id = %b"""
     return sql, [sorted(junk), site_id]
+
+
+def site_row_columns(*, site_id: int, upto_pk: int, junk: frozenset[str],
+                     progress: Callable[[int], object] | None = None) -> "RowColumns":
+    """Every row of a site up to ``upto_pk`` as columns (PostgreSQL only), in no order."""
+    import numpy as np
+    import psycopg
+
+    from profiles.columnar import RowColumns
+
+    inner, params = _pg_select(site_id, junk)
+    sql = (
+        "SELECT r.owner, CASE WHEN r.item_index = 0 AND r.subject <> r.owner THEN r.subject END, "
+        "r.item_index = 0 AND COALESCE(r.user_subject = r.owner, false), "
+        "CASE WHEN r.item_index = 0 THEN left(r.session, 12) END, r.name, r.item_index = 0, "
+        "r.ts, r.value, COALESCE(r.engaged_ms, 0), r.device, r.category, "
+        "CASE WHEN r.name = 'purchase' THEN r.purchase_key END "
+        f"FROM ({inner} AND e.id <= %b) AS r")
+    columns: list[list[Any]] = [[] for _ in range(12)]
+    connection.ensure_connection()
+    raw: psycopg.Connection = connection.connection
+    with raw.cursor(name="profiles_site_columns", binary=True) as cursor:
+        cursor.itersize = STREAM_CHUNK
+        cursor.execute(sql, [*params, upto_pk])
+        while chunk := cursor.fetchmany(STREAM_CHUNK):
+            for column, values in zip(columns, zip(*chunk, strict=True), strict=True):
+                column.extend(values)
+            if progress is not None:
+                progress(len(chunk))
+    (owner, alias, identified, session, name, first, ts, value, engaged, device, category,
+     purchase_key) = columns
+    return RowColumns(
+        owner=owner, alias=alias, identified=np.array(identified, dtype=bool), session=session,
+        name=name, first=np.array(first, dtype=bool), ts=np.array(ts, dtype=np.int64),
+        value=np.array(value, dtype=np.float64), engaged_ms=np.array(engaged, dtype=np.int64),
+        device=device, category=category, purchase_key=purchase_key)
 
 
 def _pg_stream(site_id: int, upto_pk: int, junk: frozenset[str]) -> Iterator[EventRow]:

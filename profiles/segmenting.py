@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from profiles import rfm, rules
@@ -99,7 +99,7 @@ def _events_by_owner(site: Site, profiles: list[Profile], segment_rules: list[ru
     starts = [rule.events_since(as_of) for rule in counting]
     since = None if None in starts else min(s for s in starts if s is not None)
     owners = {p.subject for p in profiles}
-    aliases = sorted({alias for p in profiles for alias in p.aliases} | owners)
+    aliases = sorted({alias for p in profiles for alias in p.alias_list} | owners)
     seen: dict[str, list[rules.SeenEvent]] = defaultdict(list)
     for row in subjects_rows(site_id=site.pk, subjects=aliases, since=since,
                              junk=junk_user_subjects(site=site)):
@@ -115,7 +115,8 @@ def _events_by_owner(site: Site, profiles: list[Profile], segment_rules: list[ru
 def memberships_sync(*, segment: Segment, evaluated: Iterable[str] | None, matched: set[str],
                      at: datetime) -> set[str]:
     """Open memberships for new matches, close them for evaluated subjects that no longer
-    match (``evaluated=None``: every current member was evaluated). Returns who changed."""
+    match (``evaluated=None``: every current member was evaluated); the segment's size
+    follows. Returns who changed."""
     current = Membership.objects.filter(segment=segment, until__isnull=True)
     if evaluated is not None:
         current = current.filter(subject__in=list(evaluated))
@@ -128,35 +129,54 @@ def memberships_sync(*, segment: Segment, evaluated: Iterable[str] | None, match
     for start in range(0, len(leaving_list), CHUNK):
         Membership.objects.filter(segment=segment, until__isnull=True,
                                   subject__in=leaving_list[start:start + CHUNK]).update(until=at)
+    if entering or leaving:
+        Segment.objects.filter(pk=segment.pk).update(size=F("size") + len(entering)
+                                                     - len(leaving))
     return entering | leaving
 
 
 def memberships_close(*, site: Site, subjects: Iterable[str], at: datetime) -> int:
     """End every open membership of these subjects (a profile merged away, erased)."""
     subjects = list(subjects)
-    closed = Membership.objects.filter(site=site, subject__in=subjects, until__isnull=True) \
-        .update(until=at)
+    open_ones = Membership.objects.filter(site=site, subject__in=subjects, until__isnull=True)
+    per_segment = dict(open_ones.values_list("segment").annotate(n=Count("pk"))
+                       .values_list("segment", "n"))
+    closed = open_ones.update(until=at)
+    for segment_id, n in per_segment.items():
+        Segment.objects.filter(pk=segment_id).update(size=F("size") - n)
     cache.delete_many([cache_key(site.pk, s) for s in subjects])
     return closed
 
 
-def segments_evaluate(*, site: Site, subjects: Iterable[str], as_of: int) -> int:
-    """Re-evaluate every active rule segment for these subjects (real time); returns changes."""
+def segments_evaluate(*, site: Site, subjects: Iterable[str], as_of: int,
+                      profiles: list[Profile] | None = None) -> int:
+    """Re-evaluate every active rule segment for these subjects (real time), whose profiles
+    may be given as just saved; returns how many memberships changed."""
     subjects = sorted(set(subjects))
     segments = rule_segments(site=site)
     if not subjects or not segments:
         return 0
+    given = {p.subject: p for p in profiles or ()}
     at = timezone.now()
     changed: set[str] = set()
     for start in range(0, len(subjects), CHUNK):
         chunk = subjects[start:start + CHUNK]
-        profiles = list(Profile.objects.filter(site=site, subject__in=chunk))
-        facts = facts_for(site=site, profiles=profiles,
+        missing = [s for s in chunk if s not in given]
+        found = [given[s] for s in chunk if s in given]
+        if missing:
+            found += list(Profile.objects.filter(site=site, subject__in=missing))
+        facts = facts_for(site=site, profiles=found,
                           segment_rules=[rule for _, rule in segments], as_of=as_of)
+        current: dict[int, set[str]] = defaultdict(set)
+        for segment_id, subject in Membership.objects.filter(
+                segment__in=[segment for segment, _ in segments], subject__in=chunk,
+                until__isnull=True).values_list("segment", "subject"):
+            current[segment_id].add(subject)
         for segment, rule in segments:
             matched = {s for s, f in facts.items() if rules.rule_holds(rule, f, now=as_of)}
-            changed |= memberships_sync(segment=segment, evaluated=chunk, matched=matched, at=at)
-    _segment_sizes_refresh(segments=[segment for segment, _ in segments])
+            if matched != current[segment.pk]:
+                changed |= memberships_sync(segment=segment, evaluated=chunk, matched=matched,
+                                            at=at)
     cache.delete_many([cache_key(site.pk, s) for s in changed])
     return len(changed)
 

@@ -61,7 +61,7 @@ class SeenEvent:
 
 def profile_recent_events(*, profile: Profile, limit: int = 30) -> list[SeenEvent]:
     """The latest events of a profile (its own and those of the subjects merged into it)."""
-    subjects = sorted(set(profile.aliases) | {profile.subject})
+    subjects = sorted(set(profile.alias_list) | {profile.subject})
     rows = Event.objects.filter(site_id=profile.site_id, subject__in=subjects, item_index=0) \
         .order_by("-ts").values_list("ts", "name", "item_id", "value", "session")[:limit]
     return [SeenEvent(*row) for row in rows]

@@ -11,6 +11,7 @@ event weights decayed by ``2 ** (-age / half_life)``, held relative to the
 profile's last event: adding an event or merging two profiles only rescales.
 """
 
+import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,7 +104,7 @@ class ProfileState:
                 if row.user_subject == self.subject:
                     self.identified = True
             if name == PURCHASE:
-                self.purchases.add(row.purchase_key)
+                self.purchases.add(key_token(row.purchase_key))
                 self.monetary += row.value or 0.0
                 if self.last_purchase is None or ts > self.last_purchase:
                     self.last_purchase = ts
@@ -165,15 +166,16 @@ class ProfileState:
     # --- storage form ------------------------------------------------------
 
     def to_fields(self) -> dict[str, Any]:
-        """Plain values for the Profile row (sets as sorted lists); call ``settle`` first."""
+        """Plain values for the Profile row (sets as sorted, space-separated text, the
+        owner left out of its aliases); call ``settle`` first."""
         return {
             "subject": self.subject, "identified": self.identified,
-            "aliases": sorted(self.aliases),
+            "aliases": " ".join(sorted(self.aliases - {self.subject})),
             "first_seen": self.first_seen, "last_seen": self.last_seen,
             "last_purchase": self.last_purchase, "events": self.events,
-            "by_type": self.by_type, "session_keys": sorted(self.sessions),
-            "sessions": len(self.sessions), "days": sorted(self.days),
-            "active_days": len(self.days), "purchase_keys": sorted(self.purchases),
+            "by_type": self.by_type, "session_keys": " ".join(sorted(self.sessions)),
+            "sessions": len(self.sessions), "days": " ".join(map(str, sorted(self.days))),
+            "active_days": len(self.days), "purchase_keys": " ".join(sorted(self.purchases)),
             "purchases": len(self.purchases), "monetary": self.monetary,
             "engaged_ms": self.engaged_ms, "devices": self.devices,
             "affinity": self.affinity,
@@ -184,14 +186,23 @@ class ProfileState:
         """The state of a stored profile (the inverse of ``to_fields``)."""
         return cls(
             subject=values["subject"], identified=values["identified"],
-            aliases=set(values["aliases"]), first_seen=values["first_seen"],
+            aliases=set(values["aliases"].split()) | {values["subject"]},
+            first_seen=values["first_seen"],
             last_seen=values["last_seen"], last_purchase=values["last_purchase"],
             events=values["events"], by_type=dict(values["by_type"]),
-            sessions=set(values["session_keys"]), days=set(values["days"]),
-            purchases=set(values["purchase_keys"]), monetary=values["monetary"],
+            sessions=set(values["session_keys"].split()),
+            days={int(day) for day in values["days"].split()},
+            purchases=set(values["purchase_keys"].split()), monetary=values["monetary"],
             engaged_ms=values["engaged_ms"], devices=dict(values["devices"]),
             affinity=dict(values["affinity"]), affinity_at=values["last_seen"],
         )
+
+
+def key_token(key: str) -> str:
+    """A purchase key as stored: itself when short and without spaces, else a hash."""
+    if 0 < len(key) <= 40 and not any(c.isspace() for c in key):
+        return key
+    return "#" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
 
 def affinity_normalized(affinity: dict[str, float]) -> dict[str, float]:

@@ -6,6 +6,7 @@ formatted by numpy) and array-bound UPDATEs; other databases the ORM in chunks.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from profiles import rfm
+from profiles.columnar import ProfileColumns
 from profiles.models import Profile
 from profiles.state import ProfileState
 from tracking.db import is_postgresql, pg_fetchall
@@ -56,13 +58,7 @@ class _Columns:
 
 
 def profiles_replace(*, site: Site, states: Iterable[ProfileState], scorer: Scorer) -> Written:
-    """Replace all profiles of a site by these settled states, scored together."""
-    if is_postgresql():
-        return _replace_postgresql(site, states, scorer)
-    return _replace_portable(site, states, scorer)
-
-
-def _replace_portable(site: Site, states: Iterable[ProfileState], scorer: Scorer) -> Written:
+    """Replace all profiles of a site by these settled states, scored together (ORM)."""
     from profiles.services import derived_values, profile_build
 
     kept = list(states)
@@ -77,66 +73,110 @@ def _replace_portable(site: Site, states: Iterable[ProfileState], scorer: Scorer
     return Written(profiles=len(kept), rows=sum(columns.events))
 
 
-# Columns written per state as text while streaming, then the vectorized ones.
-_STATE_COLUMNS = ("site_id", "subject", "identified", "aliases", "events", "by_type",
-                  "sessions", "session_keys", "active_days", "days", "purchases",
-                  "purchase_keys", "monetary", "engaged_ms", "devices", "affinity")
-_LATE_COLUMNS = ("first_seen", "last_seen", "last_purchase", "r_score", "f_score", "m_score",
-                 "rfm_segment", "stage", "updated_at")
+def _copy_escaped(values: Any) -> list[str]:
+    """Texts for COPY's text format: backslashes doubled (JSON and keys may have some)."""
+    return [v.replace("\\", "\\\\") if "\\" in v else v for v in values]
 
 
-def _json(value: Any) -> str:
-    # COPY's text format reads backslashes as escapes: double the ones JSON has.
-    return orjson.dumps(value).decode().replace("\\", "\\\\")
-
-
-def _state_text(site_id: int, state: ProfileState) -> str:
-    return "\t".join((
-        str(site_id), state.subject, "t" if state.identified else "f",
-        _json(sorted(state.aliases)), str(state.events), _json(state.by_type),
-        str(len(state.sessions)), _json(sorted(state.sessions)), str(len(state.days)),
-        _json(sorted(state.days)), str(len(state.purchases)), _json(sorted(state.purchases)),
-        repr(float(state.monetary)), str(state.engaged_ms), _json(state.devices),
-        _json(state.affinity),
-    ))
-
-
-def _timestamps_text(values: np.ndarray) -> np.ndarray:
+def _timestamps_text(values: np.ndarray) -> list[str]:
     text = np.datetime_as_string(values.astype("datetime64[us]"), unit="us").astype(object)
     text = text + "+00"
     text[values == rfm.NO_TIME] = "\\N"
-    return text
+    return text.tolist()
 
 
-def _replace_postgresql(site: Site, states: Iterable[ProfileState], scorer: Scorer) -> Written:
-    columns = _Columns()
-    lines: list[str] = []
-    for state in states:
-        columns.add(state)
-        lines.append(_state_text(site.pk, state))
-    population = columns.population()
+def _ints_text(values: np.ndarray, *, none_below: int | None = None) -> list[str]:
+    text = values.astype(str).astype(object)
+    if none_below is not None:
+        text[values < none_below] = "\\N"
+    return text.tolist()
+
+
+def profiles_copy(*, site: Site, columns: ProfileColumns, scorer: Scorer) -> Written:
+    """Replace all profiles of a site by these columns, scored together (PostgreSQL COPY)."""
+    population = rfm.Population.of(
+        first_seen=columns.first_seen, last_seen=columns.last_seen,
+        last_purchase=columns.last_purchase, purchases=columns.purchases,
+        active_days=columns.active_days, monetary=columns.monetary, events=columns.events)
     scored = scorer(population)
-    late = [_timestamps_text(population.first_seen), _timestamps_text(population.last_seen),
-            _timestamps_text(population.last_purchase)]
-    for scores in (scored.r, scored.f, scored.m):
-        text = scores.astype(str).astype(object)
-        text[scores == 0] = "\\N"
-        late.append(text)
-    late += [scored.segment, scored.stage]
-    now = timezone.now().isoformat()
+    n = len(columns.subject)
+    texts = {
+        "site_id": [str(site.pk)] * n, "subject": columns.subject,
+        "identified": np.where(columns.identified, "t", "f").tolist(),
+        "aliases": columns.aliases.tolist(), "events": _ints_text(columns.events),
+        "by_type": _copy_escaped(columns.by_type.tolist()),
+        "sessions": _ints_text(columns.sessions),
+        "session_keys": columns.session_keys.tolist(),
+        "active_days": _ints_text(columns.active_days), "days": columns.days.tolist(),
+        "purchases": _ints_text(columns.purchases),
+        "purchase_keys": _copy_escaped(columns.purchase_keys.tolist()),
+        "monetary": [repr(v) for v in columns.monetary.tolist()],
+        "engaged_ms": _ints_text(columns.engaged_ms),
+        "devices": _copy_escaped(columns.devices.tolist()),
+        "affinity": _copy_escaped(columns.affinity.tolist()),
+        "first_seen": _timestamps_text(columns.first_seen),
+        "last_seen": _timestamps_text(columns.last_seen),
+        "last_purchase": _timestamps_text(columns.last_purchase),
+        "r_score": _ints_text(scored.r, none_below=1), "f_score": _ints_text(scored.f,
+                                                                          none_below=1),
+        "m_score": _ints_text(scored.m, none_below=1), "rfm_segment": scored.segment.tolist(),
+        "stage": scored.stage.tolist(), "updated_at": [timezone.now().isoformat()] * n,
+    }
     table = connection.ops.quote_name(Profile._meta.db_table)
     Profile.objects.filter(site=site).delete()
-    names = ", ".join(_STATE_COLUMNS + _LATE_COLUMNS)
     connection.ensure_connection()
     with connection.connection.cursor() as cursor, \
-            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for start in range(0, len(lines), 10_000):
-            block = [
-                "\t".join((line, *(str(column[i]) for column in late), now))
-                for i, line in enumerate(lines[start:start + 10_000], start)
-            ]
-            copy.write("\n".join(block) + "\n")
-    return Written(profiles=len(lines), rows=int(population.events.sum()))
+            cursor.copy(f"COPY {table} ({', '.join(texts)}) FROM STDIN") as copy:
+        rows = zip(*texts.values(), strict=True)
+        while block := list(islice(rows, 20_000)):
+            copy.write("\n".join(map("\t".join, block)) + "\n")
+    with connection.cursor() as cursor:  # fresh statistics, or lookups by subject scan it all
+        cursor.execute(f"ANALYZE {table}")
+    return Written(profiles=n, rows=int(columns.events.sum()))
+
+
+# --- upsert of a batch's profiles ------------------------------------------------------
+
+_UPSERT = (("site_id", "bigint"), ("subject", "text"), ("identified", "boolean"),
+           ("aliases", "text"), ("first_seen", "timestamptz"), ("last_seen", "timestamptz"),
+           ("last_purchase", "timestamptz"), ("events", "integer"), ("by_type", "jsonb"),
+           ("sessions", "integer"), ("session_keys", "text"), ("active_days", "integer"),
+           ("days", "text"), ("purchases", "integer"), ("purchase_keys", "text"),
+           ("monetary", "float8"), ("engaged_ms", "bigint"), ("devices", "jsonb"),
+           ("affinity", "jsonb"), ("r_score", "smallint"), ("f_score", "smallint"),
+           ("m_score", "smallint"), ("rfm_segment", "text"), ("stage", "text"),
+           ("updated_at", "timestamptz"))
+
+
+def profiles_upsert(*, profiles: list[Any]) -> None:
+    """Insert or update these profiles (objects with every field as an attribute) by
+    (site, subject)."""
+    if not profiles:
+        return
+    if not is_postgresql():
+        Profile.objects.bulk_create(
+            [Profile(**{name: getattr(p, name) for name, _ in _UPSERT}) for p in profiles],
+            update_conflicts=True, unique_fields=["site", "subject"],
+            update_fields=[name for name, _ in _UPSERT[2:]])
+        return
+    now = timezone.now()
+    for profile in profiles:
+        profile.updated_at = now
+    # One statement, every column bound server-side as one binary array: no SQL text per row.
+    columns = []
+    for name, kind in _UPSERT:
+        values = [getattr(profile, name) for profile in profiles]
+        if kind == "jsonb":
+            values = [orjson.dumps(value).decode() for value in values]
+        columns.append(values)
+    names = ", ".join(name for name, _ in _UPSERT)
+    selected = ", ".join(f"{name}::jsonb" if kind == "jsonb" else name for name, kind in _UPSERT)
+    arrays = ", ".join(f"%b::{'text' if kind == 'jsonb' else kind}[]" for _, kind in _UPSERT)
+    updates = ", ".join(f"{name} = excluded.{name}" for name, _ in _UPSERT[2:])
+    table = connection.ops.quote_name(Profile._meta.db_table)
+    pg_fetchall(
+        f"INSERT INTO {table} ({names}) SELECT {selected} FROM unnest({arrays}) AS t({names}) "
+        f"ON CONFLICT (site_id, subject) DO UPDATE SET {updates} RETURNING id", columns)
 
 
 # --- rescore ------------------------------------------------------------------------
