@@ -46,8 +46,9 @@ def batch_rows(*, site_id: int, pks: list[int], after_pk: int, junk: frozenset[s
 
 
 def subjects_rows(*, site_id: int, subjects: list[str], since: int | None,
-                  junk: frozenset[str]) -> list[EventRow]:
-    """The rows of these (raw) subjects at or after ``since`` (microseconds; None: all)."""
+                  junk: frozenset[str], names: list[str] | None = None) -> list[EventRow]:
+    """The rows of these (raw) subjects at or after ``since`` (microseconds; None: all),
+    only of these event names if given."""
     if not subjects:
         return []
     if is_postgresql():
@@ -57,10 +58,15 @@ def subjects_rows(*, site_id: int, subjects: list[str], since: int | None,
         if since is not None:
             sql += " AND e.ts >= %b"
             params.append(from_us(since))
+        if names is not None:
+            sql += " AND e.name = ANY(%b::text[])"
+            params.append(names)
         return [EventRow(*row) for row in pg_fetchall(sql + " ORDER BY e.ts", params)]
     events = Event.objects.filter(site_id=site_id, subject__in=subjects)
     if since is not None:
         events = events.filter(ts__gte=from_us(since))
+    if names is not None:
+        events = events.filter(name__in=names)
     return list(_portable_rows(site_id, events.order_by("ts"), junk))
 
 
@@ -76,15 +82,28 @@ def site_rows_by_owner(*, site_id: int, upto_pk: int, junk: frozenset[str]
     yield from rows
 
 
-def _pg_select(site_id: int, junk: frozenset[str]) -> tuple[str, list[Any]]:
-    """The SELECT of EventRow columns; the caller appends conditions and an order."""
+def _pg_select(site_id: int, junk: frozenset[str], *, few: bool = True
+               ) -> tuple[str, list[Any]]:
+    """The SELECT of EventRow columns; the caller appends conditions and an order.
+
+    ``few`` rows: each row's login link is looked up by index (a hash join would read
+    every link of the site for a batch of 500); for all rows, one hash join is best.
+    """
     event = connection.ops.quote_name(Event._meta.db_table)
     item = connection.ops.quote_name(Item._meta.db_table)
     link = connection.ops.quote_name(IdentityLink._meta.db_table)
+    if few:
+        linked = (f"(SELECT l.user_subject FROM {link} l WHERE l.site_id = e.site_id "
+                  "AND l.anon_subject = e.subject)")
+        link_join = ""
+    else:
+        linked = "l.user_subject"
+        link_join = (f"LEFT JOIN {link} l ON l.site_id = e.site_id "
+                     "AND l.anon_subject = e.subject")
     sql = f"""
         WITH junk AS (SELECT %b::text[] AS ids)
         SELECT COALESCE(CASE WHEN e.user_subject = ANY(junk.ids) THEN NULL
-                             ELSE e.user_subject END, l.user_subject, e.subject) AS owner,
+                             ELSE e.user_subject END, {linked}, e.subject) AS owner,
                e.subject,
                CASE WHEN e.user_subject = ANY(junk.ids) THEN NULL ELSE e.user_subject END
                    AS user_subject,
@@ -96,7 +115,7 @@ def _pg_select(site_id: int, junk: frozenset[str]) -> tuple[str, list[Any]]:
                COALESCE(NULLIF(e.context->'params'->>'transaction_id', ''), e.event_id::text)
                    AS purchase_key
         FROM junk, {event} e
-        LEFT JOIN {link} l ON l.site_id = e.site_id AND l.anon_subject = e.subject
+        {link_join}
         LEFT JOIN {item} i ON i.site_id = e.site_id AND i.external_id = e.item_id
                           AND e.item_id <> ''
         WHERE e.site_id = %b"""
@@ -111,7 +130,7 @@ def site_row_columns(*, site_id: int, upto_pk: int, junk: frozenset[str],
 
     from profiles.columnar import RowColumns
 
-    inner, params = _pg_select(site_id, junk)
+    inner, params = _pg_select(site_id, junk, few=False)
     sql = (
         "SELECT r.owner, CASE WHEN r.item_index = 0 AND r.subject <> r.owner THEN r.subject END, "
         "r.item_index = 0 AND COALESCE(r.user_subject = r.owner, false), "
@@ -142,7 +161,7 @@ def site_row_columns(*, site_id: int, upto_pk: int, junk: frozenset[str],
 def _pg_stream(site_id: int, upto_pk: int, junk: frozenset[str]) -> Iterator[EventRow]:
     import psycopg
 
-    sql, params = _pg_select(site_id, junk)
+    sql, params = _pg_select(site_id, junk, few=False)
     # Rank by the owner's bytes (COLLATE "C"): a plain memcmp sort, the order does not matter.
     sql = (f"SELECT * FROM ({sql} AND e.id <= %b) AS r "
            'ORDER BY r.owner COLLATE "C", r.ts, r.item_index')

@@ -8,6 +8,7 @@ measures and, when a rule counts events, the subject's events of the window.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -43,6 +44,12 @@ class Test:
     def window_us(self) -> int | None:
         return None if self.within_hours is None else self.within_hours * HOUR_US
 
+    def counts(self, name: str, item_id: str, category: str | None) -> bool:
+        """Does an event condition count a row of this name, item and category?"""
+        return (not self.event_name or name == self.event_name) and \
+            (not self.item_id or item_id == self.item_id) and \
+            (not self.category or category == self.category)
+
     @property
     def depends_on_time(self) -> bool:
         """Can it change with time alone, with no new event?"""
@@ -66,6 +73,23 @@ class Rule:
     @property
     def depends_on_time(self) -> bool:
         return any(test.depends_on_time for test in self.tests)
+
+    @property
+    def has_profile_tests(self) -> bool:
+        """Does any condition look at the profile (which any event may change)?"""
+        return any(test.kind != EVENTS for test in self.tests)
+
+    @property
+    def event_names(self) -> list[str] | None:
+        """The event names its event conditions count (None: some counts any name)."""
+        names = {test.event_name for test in self.tests if test.kind == EVENTS}
+        return None if "" in names else sorted(names)
+
+    def touched_by(self, rows: Iterable[Any]) -> bool:
+        """Could these new rows (with name, item_id, category) change an event count?"""
+        tests = [test for test in self.tests if test.kind == EVENTS]
+        return any(test.counts(row.name, row.item_id, row.category)
+                   for row in rows for test in tests)
 
     def events_since(self, now: int) -> int | None:
         """The earliest event time any condition looks at (None: all history)."""
@@ -127,7 +151,5 @@ def _count(test: Test, events: Sequence[SeenEvent], now: int) -> int:
     return sum(
         1 for event in events
         if (since is None or event.ts >= since) and (per_item or event.first)
-        and (not test.event_name or event.name == test.event_name)
-        and (not test.item_id or event.item_id == test.item_id)
-        and (not test.category or event.category == test.category)
+        and test.counts(event.name, event.item_id, event.category)
     )

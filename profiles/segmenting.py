@@ -9,13 +9,16 @@ decides with the same ``rules.rule_holds`` as the real-time path.
 """
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.core.cache import cache
 from django.db.models import Count, F, Max, Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from profiles import rfm, rules
@@ -50,18 +53,42 @@ def test_of(condition: Condition) -> rules.Test:
     )
 
 
+_RULES_SECONDS = 5.0  # how long a process keeps a site's rules (edits elsewhere show after)
+_rules_cache: dict[int, tuple[float, list[tuple[Segment, rules.Rule]]]] = {}
+
+
 def rule_segments(*, site: Site) -> list[tuple[Segment, rules.Rule]]:
+    """The active rule segments of a site with their rules (kept a few seconds: every
+    batch asks)."""
+    now = time.monotonic()
+    hit = _rules_cache.get(site.pk)
+    if hit is not None and now - hit[0] < _RULES_SECONDS:
+        return hit[1]
     segments = Segment.objects.filter(site=site, kind=Segment.Kind.RULE, is_active=True) \
         .prefetch_related("conditions")
-    return [(segment, rule_of(segment)) for segment in segments]
+    found = [(segment, rule_of(segment)) for segment in segments]
+    _rules_cache[site.pk] = (now, found)
+    return found
+
+
+def rule_segments_forget(**_: Any) -> None:
+    """Drop the kept rules (a segment or condition changed in this process)."""
+    _rules_cache.clear()
+
+
+for _model in (Segment, Condition):
+    post_save.connect(rule_segments_forget, sender=_model, dispatch_uid=f"rules-{_model}")
+    post_delete.connect(rule_segments_forget, sender=_model,
+                        dispatch_uid=f"rules-del-{_model}")
 
 
 # --- facts ------------------------------------------------------------------------
 
 
-def facts_for(*, site: Site, profiles: list[Profile], segment_rules: list[rules.Rule],
-              as_of: int) -> dict[str, rules.Facts]:
-    """What the rules may look at, per profile subject (events only if a rule counts them)."""
+def facts_for(*, site: Site, profiles: list[Any], segment_rules: list[rules.Rule],
+              as_of: int, events_of: set[str] | None = None) -> dict[str, rules.Facts]:
+    """What the rules may look at, per profile subject; events only if a rule counts them,
+    and only of the subjects in ``events_of`` if given."""
     from profiles.reading import epoch_us
     from profiles.services import stage_rules
 
@@ -76,7 +103,8 @@ def facts_for(*, site: Site, profiles: list[Profile], segment_rules: list[rules.
     stages = rfm.stages_compute(
         population, m=np.array([p.m_score or 0 for p in profiles]),
         f=np.array([p.f_score or 0 for p in profiles]), as_of=as_of, rules=stage_rules())
-    events = _events_by_owner(site, profiles, segment_rules, as_of)
+    wanting = profiles if events_of is None else [p for p in profiles if p.subject in events_of]
+    events = _events_by_owner(site, wanting, segment_rules, as_of)
     facts = {}
     for profile, stage, last_seen in zip(profiles, stages, population.last_seen, strict=True):
         facts[profile.subject] = rules.Facts(
@@ -91,17 +119,19 @@ def facts_for(*, site: Site, profiles: list[Profile], segment_rules: list[rules.
     return facts
 
 
-def _events_by_owner(site: Site, profiles: list[Profile], segment_rules: list[rules.Rule],
+def _events_by_owner(site: Site, profiles: list[Any], segment_rules: list[rules.Rule],
                      as_of: int) -> dict[str, list[rules.SeenEvent]]:
     counting = [rule for rule in segment_rules if rule.counts_events]
-    if not counting:
+    if not counting or not profiles:
         return {}
     starts = [rule.events_since(as_of) for rule in counting]
     since = None if None in starts else min(s for s in starts if s is not None)
+    named = [rule.event_names for rule in counting]
+    names = None if None in named else sorted({n for ns in named if ns for n in ns})
     owners = {p.subject for p in profiles}
     aliases = sorted({alias for p in profiles for alias in p.alias_list} | owners)
     seen: dict[str, list[rules.SeenEvent]] = defaultdict(list)
-    for row in subjects_rows(site_id=site.pk, subjects=aliases, since=since,
+    for row in subjects_rows(site_id=site.pk, subjects=aliases, since=since, names=names,
                              junk=junk_user_subjects(site=site)):
         if row.owner in owners:
             seen[row.owner].append(rules.SeenEvent(row.ts, row.name, row.item_id, row.category,
@@ -149,9 +179,15 @@ def memberships_close(*, site: Site, subjects: Iterable[str], at: datetime) -> i
 
 
 def segments_evaluate(*, site: Site, subjects: Iterable[str], as_of: int,
-                      profiles: list[Profile] | None = None) -> int:
-    """Re-evaluate every active rule segment for these subjects (real time), whose profiles
-    may be given as just saved; returns how many memberships changed."""
+                      profiles: list[Any] | None = None,
+                      new_rows: dict[str, list[Any]] | None = None) -> int:
+    """Re-evaluate the active rule segments for these subjects (real time); returns how many
+    memberships changed.
+
+    ``profiles`` may give them as just saved. With ``new_rows`` (the batch's rows by
+    owner), a rule made only of event counts is re-evaluated just for owners with a row
+    it counts: for the others no count moved, and time alone is the sweep's business.
+    """
     subjects = sorted(set(subjects))
     segments = rule_segments(site=site)
     if not subjects or not segments:
@@ -161,24 +197,38 @@ def segments_evaluate(*, site: Site, subjects: Iterable[str], as_of: int,
     changed: set[str] = set()
     for start in range(0, len(subjects), CHUNK):
         chunk = subjects[start:start + CHUNK]
-        missing = [s for s in chunk if s not in given]
-        found = [given[s] for s in chunk if s in given]
+        plan = [(segment, rule, _to_evaluate(rule, chunk, new_rows)) for segment, rule in segments]
+        plan = [(segment, rule, who) for segment, rule, who in plan if who]
+        if not plan:
+            continue
+        wanted = sorted({s for _, _, who in plan for s in who})
+        found = [given[s] for s in wanted if s in given]
+        missing = [s for s in wanted if s not in given]
         if missing:
             found += list(Profile.objects.filter(site=site, subject__in=missing))
-        facts = facts_for(site=site, profiles=found,
-                          segment_rules=[rule for _, rule in segments], as_of=as_of)
+        events_of = {s for _, rule, who in plan if rule.counts_events for s in who}
+        facts = facts_for(site=site, profiles=found, segment_rules=[r for _, r, _ in plan],
+                          as_of=as_of, events_of=events_of)
         current: dict[int, set[str]] = defaultdict(set)
         for segment_id, subject in Membership.objects.filter(
-                segment__in=[segment for segment, _ in segments], subject__in=chunk,
+                segment__in=[segment for segment, _, _ in plan], subject__in=wanted,
                 until__isnull=True).values_list("segment", "subject"):
             current[segment_id].add(subject)
-        for segment, rule in segments:
-            matched = {s for s, f in facts.items() if rules.rule_holds(rule, f, now=as_of)}
-            if matched != current[segment.pk]:
-                changed |= memberships_sync(segment=segment, evaluated=chunk, matched=matched,
+        for segment, rule, who in plan:
+            matched = {s for s in who if s in facts and rules.rule_holds(rule, facts[s],
+                                                                          now=as_of)}
+            if matched != current[segment.pk] & set(who):
+                changed |= memberships_sync(segment=segment, evaluated=who, matched=matched,
                                             at=at)
     cache.delete_many([cache_key(site.pk, s) for s in changed])
     return len(changed)
+
+
+def _to_evaluate(rule: rules.Rule, subjects: list[str],
+                 new_rows: dict[str, list[Any]] | None) -> list[str]:
+    if new_rows is None or rule.has_profile_tests:
+        return subjects
+    return [s for s in subjects if rule.touched_by(new_rows.get(s, ()))]
 
 
 def segment_evaluate_all(*, segment: Segment, rule: rules.Rule, as_of: int) -> int:

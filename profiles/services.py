@@ -19,19 +19,20 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
 from profiles import clustering, rfm, segmenting
 from profiles.columnar import profiles_from_rows
 from profiles.conf import profile_settings
-from profiles.identity import candidates_of, junk_user_subjects, links_apply
+from profiles.identity import Candidate, candidates_of, junk_user_subjects, links_apply
 from profiles.models import AppliedBatch, IdentityLink, Membership, Profile, Segment, SiteState
 from profiles.reading import batch_rows, epoch_us, from_us, site_row_columns, site_rows_by_owner
 from profiles.segmenting import memberships_close, segments_evaluate
 from profiles.state import DAY_US, EventRow, FoldRules, ProfileState
 from profiles.writing import profiles_copy, profiles_replace, profiles_upsert, scores_update
-from tracking.db import is_postgresql
+from tracking.db import is_postgresql, pg_fetchall
 from tracking.models import Event, Site
 
 # Profile fields that hold the state (the rest are derived: scores, segment, stage).
@@ -54,8 +55,11 @@ def stage_rules() -> rfm.StageRules:
 
 def site_state_lock(*, site: Site) -> SiteState:
     """The site's bookkeeping row, locked until the transaction ends (call inside one)."""
-    SiteState.objects.get_or_create(site=site)
-    return SiteState.objects.select_for_update().get(site=site)
+    state = SiteState.objects.select_for_update().filter(site=site).first()
+    if state is None:
+        SiteState.objects.get_or_create(site=site)
+        state = SiteState.objects.select_for_update().get(site=site)
+    return state
 
 
 def site_cuts(state: SiteState) -> rfm.Cuts | None:
@@ -160,6 +164,9 @@ class ApplyResult:
     merged: dict[str, str] = field(default_factory=dict)  # anon subject -> user subject
     repeated: bool = False
     profiles: list["ProfileRow"] = field(default_factory=list)  # as saved
+    rows_by_owner: dict[str, list[EventRow]] = field(default_factory=dict)
+    site: Site | None = None
+    as_of: int = 0  # the site's "now" (microseconds) when they were saved
 
 
 def batch_digest(event_pks: Iterable[int]) -> str:
@@ -174,40 +181,59 @@ def profile_events_apply(*, site_id: int, event_pks: list[int]) -> ApplyResult:
     rules = fold_rules()
     with transaction.atomic():
         state = site_state_lock(site=site)
-        _, claimed = AppliedBatch.objects.get_or_create(
-            site=site, digest=batch_digest(event_pks), defaults={"max_pk": max(event_pks)})
-        if not claimed:
+        if not _batch_claim(site, event_pks):
             return ApplyResult(repeated=True)
-        links = links_apply(site=site, cap=profile_settings.LINK_CAP_PER_DAY,
-                            candidates=candidates_of(site_id=site.pk, pks=event_pks,
-                                                     after_pk=state.watermark))
         rows = batch_rows(site_id=site.pk, pks=event_pks, after_pk=state.watermark,
                           junk=junk_user_subjects(site=site))
-        if not rows and not links:
+        links = links_apply(site=site, cap=profile_settings.LINK_CAP_PER_DAY,
+                            candidates=[Candidate(r.subject, r.user_subject, r.ts / 1e6)
+                                        for r in rows if r.item_index == 0 and r.user_subject
+                                        and r.subject != r.user_subject])
+        if not rows:
             return ApplyResult()
         merged = {link.anon: link.user for link in links}
+        if merged:  # rows read before these links existed: their anonymous rows move now
+            rows = [row._replace(owner=merged[row.subject])
+                    if row.user_subject is None and row.subject in merged else row
+                    for row in rows]
         states = _states_fold(site, rows, merged, rules)
         clock = max([epoch_us(state.clock) if state.clock else 0, *(r.ts for r in rows)])
         state.clock = from_us(clock)
         state.save(update_fields=["clock"])
-        profiles = _profiles_upsert(site, list(states.values()), site_cuts(state),
-                                    site_now(state))
+        as_of = site_now(state)
+        profiles = _profiles_upsert(site, list(states.values()), site_cuts(state), as_of)
         if merged:
             Profile.objects.filter(site=site, subject__in=list(merged)).delete()
-    return ApplyResult(rows=len(rows), owners=sorted(states), merged=merged, profiles=profiles)
+    by_owner: dict[str, list[EventRow]] = defaultdict(list)
+    for row in rows:
+        by_owner[row.owner].append(row)
+    return ApplyResult(rows=len(rows), owners=sorted(states), merged=merged, profiles=profiles,
+                       rows_by_owner=dict(by_owner), site=site, as_of=as_of)
+
+
+def _batch_claim(site: Site, event_pks: list[int]) -> bool:
+    """Record this batch as applied; False if it already was (a task run twice)."""
+    digest = batch_digest(event_pks)
+    if not is_postgresql():
+        _, created = AppliedBatch.objects.get_or_create(
+            site=site, digest=digest, defaults={"max_pk": max(event_pks)})
+        return created
+    table = connection.ops.quote_name(AppliedBatch._meta.db_table)
+    return bool(pg_fetchall(
+        f"INSERT INTO {table} (site_id, digest, max_pk) VALUES (%b, %b, %b) "
+        "ON CONFLICT (site_id, digest) DO NOTHING RETURNING id",
+        [site.pk, digest, max(event_pks)]))
 
 
 def profile_batch_process(*, site_id: int, event_pks: list[int]) -> int:
     """Fold a batch into profiles, then move its subjects in and out of rule segments."""
     result = profile_events_apply(site_id=site_id, event_pks=event_pks)
-    if not result.owners:
+    if not result.owners or result.site is None:
         return result.rows
-    site = Site.objects.get(pk=site_id)
     if result.merged:
-        memberships_close(site=site, subjects=result.merged, at=timezone.now())
-    state = SiteState.objects.get(site=site)
-    segments_evaluate(site=site, subjects=result.owners, as_of=site_now(state),
-                      profiles=result.profiles)
+        memberships_close(site=result.site, subjects=result.merged, at=timezone.now())
+    segments_evaluate(site=result.site, subjects=result.owners, as_of=result.as_of,
+                      profiles=result.profiles, new_rows=result.rows_by_owner)
     return result.rows
 
 
@@ -218,8 +244,7 @@ def _states_fold(site: Site, rows: list[EventRow], merged: dict[str, str],
     for row in rows:
         by_owner[row.owner].append(row)
     wanted = set(by_owner) | set(merged) | set(merged.values())
-    stored = {p["subject"]: p for p in Profile.objects.filter(site=site, subject__in=wanted)
-              .values("subject", *STATE_FIELDS)}
+    stored = profiles_stored(site=site, subjects=sorted(wanted))
     states: dict[str, ProfileState] = {}
 
     def state_for(owner: str) -> ProfileState:
@@ -236,6 +261,25 @@ def _states_fold(site: Site, rows: list[EventRow], merged: dict[str, str],
     for state in states.values():
         state.settle(rules)
     return states
+
+
+def profiles_stored(*, site: Site, subjects: list[str]) -> dict[str, dict[str, Any]]:
+    """The state fields of these stored profiles, by subject."""
+    if not is_postgresql():
+        return {p["subject"]: p for p in Profile.objects.filter(site=site, subject__in=subjects)
+                .values("subject", *STATE_FIELDS)}
+    table = connection.ops.quote_name(Profile._meta.db_table)
+    names = ("subject", *STATE_FIELDS)
+    rows = pg_fetchall(f"SELECT {', '.join(names)} FROM {table} WHERE site_id = %b "
+                       "AND subject = ANY(%b::text[])", [site.pk, subjects])
+    stored = {}
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        for name in ("by_type", "devices", "affinity"):  # Django leaves jsonb as text
+            if isinstance(values[name], str):
+                values[name] = orjson.loads(values[name])
+        stored[row[0]] = values
+    return stored
 
 
 def _profiles_upsert(site: Site, states: list[ProfileState], cuts: rfm.Cuts | None,
