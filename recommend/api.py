@@ -5,6 +5,7 @@ The public endpoints answer only for the calling visitor's own anon id (a random
 only their browser knows); a user id needs the secret key.
 """
 
+import time
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from recommend import serializers as s
+from recommend.caching import answer_cache
 from recommend.catalog import ItemInvalid, items_upsert
 from recommend.params import (
     ParamInvalid,
@@ -25,15 +27,16 @@ from recommend.params import (
     personalized_param,
     rec_request_parse,
 )
-from recommend.recommending import RecRequest, recommendations_answer
+from recommend.recommending import RecRequest, answer_cached, recommendations_answer
 from recommend.selectors import user_alias_subjects
+from recommend.throttling import counters_for, counts_check
 from tracking.authentication import site_for_public_key, site_for_secret_key
 from tracking.errors import ApiError, EnvelopeInvalid, Malformed, OriginNotAllowed
 from tracking.models import Site
 from tracking.parsers import BoundedJSONParser
 from tracking.serializers import ErrorSerializer
 from tracking.services import subject_hash
-from tracking.throttling import IpRateThrottle, SiteKeyRateThrottle
+from tracking.throttling import FixedWindowThrottle, IpRateThrottle, SiteKeyRateThrottle
 
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="a parameter is wrong (see field)"),
@@ -91,12 +94,19 @@ class _LeanApi(APIView):
     permission_classes: list = []
     throttle_classes: list = []
 
+    # Public endpoints count their throttles in the cache read's round trip (see
+    # recommend/throttling.py); with no Redis they run as DRF runs them.
+    public_throttles: list[type[FixedWindowThrottle]] = []
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method != "GET":
             return super().dispatch(request, *args, **kwargs)
         self.args, self.kwargs, self.request, self.headers = args, kwargs, request, {}
         try:
-            self.check_throttles(request)
+            if not answer_cache.pipelined:
+                for throttle in self.public_throttles:
+                    if throttle is not SiteKeyRateThrottle:
+                        self._throttle(request, throttle())
             body = self.get(request, *args, **kwargs)
             return HttpResponse(body, content_type="application/json")
         except Exception as exc:  # DRF's handler answers API errors and re-raises the rest
@@ -110,9 +120,7 @@ class _LeanApi(APIView):
             super().raise_uncaught_exception(exc)
         raise exc
 
-    def site_throttle(self, request: HttpRequest, site: Site) -> None:
-        request.recsite_site = site  # type: ignore[attr-defined]
-        throttle = SiteKeyRateThrottle()
+    def _throttle(self, request: HttpRequest, throttle: FixedWindowThrottle) -> None:
         if not throttle.allow_request(request, self):
             raise Throttled(wait=throttle.wait())
 
@@ -122,8 +130,21 @@ class _LeanApi(APIView):
         origin = request.META.get("HTTP_ORIGIN")
         if origin is not None and not site.allows_origin(origin):
             raise OriginNotAllowed(f"{origin} is not an allowed origin of this site")
-        self.site_throttle(request, site)
+        request.recsite_site = site  # type: ignore[attr-defined]
+        if not answer_cache.pipelined and SiteKeyRateThrottle in self.public_throttles:
+            self._throttle(request, SiteKeyRateThrottle())
         return site
+
+    def cached(self, request: HttpRequest, site: Site, subject: str, field: str | None
+               ) -> tuple[int, bytes | None]:
+        """(generation, cached answer) read with the throttles counted in one round trip."""
+        counters = counters_for(request, self, [cls() for cls in self.public_throttles]) \
+            if answer_cache.pipelined else []
+        generation, answer, counts = answer_cached(
+            site=site, subject=subject, cache_field=field,
+            counters=[(c.key, c.seconds) for c in counters])
+        counts_check(counters, counts, now=time.time())
+        return generation, answer
 
     def visitor(self, request: HttpRequest, site: Site, *, personalized: bool = True) -> str:
         """The calling visitor's subject ("" for an unpersonalized list asked without an
@@ -152,23 +173,31 @@ def _parse(request: HttpRequest, **kwargs: Any) -> tuple[RecRequest, bool]:
 class RecommendationsApi(_LeanApi):
     """Recommendations for the calling visitor (public key; their own anon id only)."""
 
-    throttle_classes = [IpRateThrottle]
+    public_throttles = [IpRateThrottle, SiteKeyRateThrottle]
 
     @extend_schema(parameters=[*_PUBLIC, *_QUERY], tags=["recommendations"],
                    responses={200: s.RecListSerializer, **_ERRORS})
     def get(self, request: HttpRequest) -> bytes:
         site = self.public_site(request)
+        query = request.GET
+        subject = self.visitor(request, site, personalized=query.get("personalized") not in
+                               ("0", "false"))
+        # A cached answer was made from these very parameters, valid then (an invalid one
+        # is a 400 and never cached): the cache is asked before they are parsed again.
+        field = None if query.get("after") else cache_field(query)
+        generation, cached = self.cached(request, site, subject, field)
+        if cached is not None:
+            return cached
         rec_request, personalized = _parse(request)
-        subject = self.visitor(request, site, personalized=personalized)
-        field = None if rec_request.after is not None else cache_field(request.GET)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
-                                      cache_field=field, personalized=personalized)
+                                      cache_field=field, personalized=personalized,
+                                      generation=generation)
 
 
 class SimilarItemsApi(_LeanApi):
     """Items similar to an item (public key); personalized for the visitor with anon_id."""
 
-    throttle_classes = [IpRateThrottle]
+    public_throttles = [IpRateThrottle, SiteKeyRateThrottle]
 
     @extend_schema(parameters=[*_PUBLIC, OpenApiParameter("limit", int),
                                OpenApiParameter("placement", str, description='default '
@@ -181,11 +210,15 @@ class SimilarItemsApi(_LeanApi):
         site = self.public_site(request)
         personal = bool(request.GET.get("anon_id") or request.COOKIES.get("rs_aid"))
         subject = self.visitor(request, site) if personal else ""
-        rec_request, _ = _parse(request, item=item_id, similar=True)
-        field = None if rec_request.after is not None else \
+        field = None if request.GET.get("after") else \
             cache_field(request.GET, extra=f"{item_id}\x1f{personal}")
+        generation, cached = self.cached(request, site, subject, field)
+        if cached is not None:
+            return cached
+        rec_request, _ = _parse(request, item=item_id, similar=True)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
-                                      cache_field=field, personalized=personal)
+                                      cache_field=field, personalized=personal,
+                                      generation=generation)
 
 
 class UserRecommendationsApi(_LeanApi):

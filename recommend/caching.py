@@ -9,7 +9,7 @@ on Django's cache, with a generation per subject too.
 """
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from django.core.cache import cache
 
@@ -46,20 +46,40 @@ class AnswerCache:
 
     # --- answers ------------------------------------------------------------------
 
-    def get(self, site_id: int, subject: str, field: str) -> tuple[int, bytes | None]:
-        """(the site's generation, the cached answer or None), in one round trip."""
+    @property
+    def pipelined(self) -> bool:
+        """Whether reads run in one Redis round trip (counters included)."""
+        return self._redis() is not None
+
+    def get(self, site_id: int, subject: str, field: str | None, *,
+            counters: Sequence[tuple[str, int]] = ()) -> tuple[int, bytes | None, list[int]]:
+        """(the site's generation, the cached answer or None, the counters' new values)
+        in one round trip; each counter (full cache key, lifetime) is incremented.
+
+        ``field`` None reads the generation only. Counters need Redis (``pipelined``).
+        """
         redis = self._redis()
         if redis is not None:
             with redis.pipeline(transaction=False) as pipe:
+                for key, seconds in counters:
+                    pipe.incr(key)
+                    pipe.expire(key, seconds)
                 pipe.get(self._key("gen", site_id))
-                pipe.hget(self._key("ans", site_id, subject), field)
-                gen_raw, stored = pipe.execute()
-            generation = int(gen_raw or 0)
-            return generation, _fresh(stored, generation)
+                if field is not None:
+                    pipe.hget(self._key("ans", site_id, subject), field)
+                replies = pipe.execute()
+            counts = [int(value) for value in replies[: 2 * len(counters): 2]]
+            generation = int(replies[2 * len(counters)] or 0)
+            stored = replies[-1] if field is not None else None
+            return generation, _fresh(stored, generation), counts
+        if counters:
+            raise ValueError("counters need the Redis cache")
         generation = self.generation(site_id)
+        if field is None:
+            return generation, None, []
         subject_gen = cache.get(self._key("sgen", site_id, subject), 0)
         stored = cache.get(self._key("ans", site_id, subject, subject_gen, field))
-        return generation, _fresh(stored, generation)
+        return generation, _fresh(stored, generation), []
 
     def set(self, site_id: int, subject: str, field: str, answer: bytes, *, generation: int,
             seconds: int) -> None:

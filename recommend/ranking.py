@@ -6,7 +6,7 @@ and item-item similarities.
 
 from collections.abc import Callable, Mapping, Sequence
 
-Similarity = Callable[[str, str], float]
+import numpy as np
 
 
 def rotated(scores: Mapping[str, float], unclicked: Mapping[str, int], *,
@@ -20,25 +20,26 @@ def rotated(scores: Mapping[str, float], unclicked: Mapping[str, int], *,
 
 
 def mmr(ranked: Sequence[tuple[str, float]], n: int, *, diversity: float,
-        similarity: Similarity) -> list[tuple[str, float]]:
+               similarity: np.ndarray) -> list[tuple[str, float]]:
     """Maximal marginal relevance: greedily the item maximising
     (1 - diversity) * relevance - diversity * (its highest similarity to those chosen).
 
-    Relevance is the score scaled to [0, 1] by the best; ``diversity`` 0 keeps the order.
+    Relevance is the score scaled to [0, 1] by the best; ``similarity`` holds the
+    pairwise similarities of ``ranked`` (a square matrix); ``diversity`` 0 keeps the order.
     """
     if diversity <= 0 or len(ranked) <= 1:
         return list(ranked[:n])
-    best = max((score for _, score in ranked), default=0.0) or 1.0
-    pool = list(ranked)
+    scores = np.array([score for _, score in ranked], dtype=np.float64)
+    relevance = (1 - diversity) * scores / (scores.max() or 1.0)
+    closest = np.zeros(len(ranked))
+    free = np.ones(len(ranked), dtype=bool)
     chosen: list[tuple[str, float]] = []
-    closest = {item: 0.0 for item, _ in pool}
-    while pool and len(chosen) < n:
-        pick = max(range(len(pool)), key=lambda i: (
-            (1 - diversity) * pool[i][1] / best - diversity * closest[pool[i][0]], -i))
-        item, score = pool.pop(pick)
-        chosen.append((item, score))
-        for other, _ in pool:
-            closest[other] = max(closest[other], similarity(item, other))
+    while free.any() and len(chosen) < n:
+        value = np.where(free, relevance - diversity * closest, -np.inf)
+        pick = int(np.argmax(value))  # ties: the earlier (better ranked) one
+        free[pick] = False
+        chosen.append(ranked[pick])
+        closest = np.maximum(closest, similarity[pick])
     return chosen
 
 

@@ -9,7 +9,7 @@ candidates (the active model's components, blended by the placement's strategy)
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +18,10 @@ import numpy as np
 import orjson
 from django.core.cache import cache
 from django.utils import timezone
-from scipy import sparse
 
 from recommend import selectors
-from recommend.algorithms import Session, session_rows
+from recommend.algorithms.knn import neighbour_scores
+from recommend.algorithms.sparse import top_n_sparse_row
 from recommend.caching import answer_cache
 from recommend.catalog import Catalog, CatalogItem, catalog_get
 from recommend.conf import recommend_settings
@@ -40,6 +40,8 @@ STRATEGY_WEIGHTS = {"knn": {"knn": 1.0}, "content": {"content": 1.0},
                     "session": {"session": 1.0}, "popularity": {"popularity": 1.0}}
 FALLBACKS = ("segment_popular", "trending", "popular")
 HISTORY_LAST = 5  # items of the session ("because you viewed")
+BLEND_KEEP = 120  # blended candidates kept per request (four pools)
+CONTENT_LAST = 10  # the latest items that make a visitor's content profile
 
 
 # --- what a placement does --------------------------------------------------------------
@@ -245,13 +247,18 @@ class History:
         return counts
 
 
-def history_read(*, site_id: int, subjects: list[str]) -> History:
+def history_read(*, site_id: int, subjects: list[str], consent_subjects: list[str] | None
+                 ) -> History | None:
+    """The subjects' history, or None when their consent does not allow personalization
+    (``consent_subjects`` None: not asked)."""
     weights = recommend_settings.EVENT_WEIGHTS
     since = timezone.now() - timedelta(days=recommend_settings.TRAIN_WINDOW_DAYS)
-    rows = selectors.subject_history(site_id=site_id, subjects=subjects, since=since,
-                                     names=weights)
-    history = History()
-    for item_id, name, ts in reversed(rows):  # oldest first
+    found = selectors.subject_serving_rows(site_id=site_id, subjects=subjects, since=since,
+                                           names=weights, consent_subjects=consent_subjects)
+    if consent_subjects is not None and not found.consented:
+        return None
+    history = History(dismissed=set(found.dismissed))
+    for item_id, name, ts in reversed(found.events):  # oldest first
         if name == "not_interested":
             history.dismissed.add(item_id)
         elif name == "view_item_list":
@@ -354,7 +361,7 @@ def ranked_list(*, site_id: int, kind: str, segment: int | None = None
 # --- the service ------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     score: float
     component: str  # the component (or list) that contributed most
@@ -363,12 +370,14 @@ class _Candidate:
 
 def recommendation_list(*, site: Site, subject: str, request: RecRequest,
                         generation: int, personalized: bool = True,
-                        history_subjects: list[str] | None = None) -> RecList:
+                        history_subjects: list[str] | None = None,
+                        consent_subjects: list[str] | None = None) -> RecList:
     """The items to show this subject on this placement now, with reasons and a token.
 
-    ``personalized`` False (no consent for personalization) serves lists that read
-    nothing of the subject. ``history_subjects`` are the subject hashes whose events
-    count (the subject's own by default).
+    ``personalized`` False serves lists that read nothing of the subject; so does a
+    subject none of whose ``consent_subjects`` allows personalization (None: the caller
+    checked). ``history_subjects`` are the subject hashes whose events count (the
+    subject's own by default).
     """
     config, experiment = placement_setup(site_id=site.pk, name=request.placement,
                                          generation=generation)
@@ -386,7 +395,9 @@ def recommendation_list(*, site: Site, subject: str, request: RecRequest,
     loaded = active_model(site_id=site.pk, generation=generation)
     history = History()
     if personalized and not holdout:
-        history = history_read(site_id=site.pk, subjects=history_subjects or [subject])
+        found = history_read(site_id=site.pk, subjects=history_subjects or [subject],
+                             consent_subjects=consent_subjects)
+        history, personalized = (found, True) if found is not None else (history, False)
     context = _context(site_id=site.pk, subject=subject, request=request, config=config,
                        personalized=personalized)
 
@@ -464,6 +475,7 @@ class _Ranking:
         self.knn: Any = None
         self.item_index: Mapping[str, int] = {}
         self.item_ids: list[str] = []
+        self.loaded: LoadedModel | None = None
 
     # -- gathering --
 
@@ -475,6 +487,7 @@ class _Ranking:
         if loaded is None:
             return
         model = loaded.model
+        self.loaded = loaded
         self.knn = model.models_.get("knn")
         self.item_index, self.item_ids = loaded.item_index, loaded.item_ids
         weights = dict(STRATEGY_WEIGHTS.get(strategy) or self.config.weights
@@ -483,70 +496,91 @@ class _Ranking:
         if self.request.item:
             recent = [*[i for i in recent if i != self.request.item], self.request.item]
         self.recent = recent
-        n_items = model.n_items_
         known = [(loaded.item_index[i], w) for i, w in self.history.weighted
                  if i in loaded.item_index]
         recent_idx = [loaded.item_index[i] for i in recent if i in loaded.item_index]
         if self.request.similar:
-            self._add_similar(loaded, weights, known)
+            self._add_similar(loaded, known)
             return
         if not known and not recent_idx and strategy != Placement.Strategy.POPULARITY:
             return  # cold start: the fallback chain fills the list
-        banned = _row([(loaded.item_index[i], 1.0) for i in self.excluded
-                       if i in loaded.item_index], n_items)
-        user_row = _row(known, n_items)
+        banned = np.zeros(model.n_items_, dtype=bool)
+        banned[[loaded.item_index[i] for i in self.excluded if i in loaded.item_index]] = True
+        items, item_weights = _summed(known)
         want = min(200, max(60, 4 * (self.limit_hint() + len(self.excluded))))
         found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, weight in weights.items():
             if weight <= 0 or name not in COMPONENTS:
                 continue
             if name == "session":
-                if not recent_idx or self.knn is None:
-                    continue
-                rows = session_rows([recent_idx], n_items, last=HISTORY_LAST + 1)
-                found[name] = Session.from_knn(self.knn).recommend(
-                    rows, want, exclude_seen=False, exclude=banned)
-            elif name in model.models_:
-                found[name] = model.models_[name].recommend(user_row, want, exclude_seen=False,
-                                                            exclude=banned)
+                if recent_idx and self.knn is not None:
+                    session_items, session_weights = _session_weights(recent_idx)
+                    found[name] = _best(*neighbour_scores(self.knn.similarity_, session_items,
+                                                          session_weights), want, banned)
+            elif name == "popularity" and name in model.models_:
+                popular = model.models_[name]
+                ranking = popular.ranking_[: want + len(self.excluded)]
+                found[name] = _best(ranking, popular.scores_[ranking], want, banned)
+            elif name == "content" and name in model.models_ and items.size:
+                # A profile of the latest items: cheaper, and what the visitor likes now.
+                latest, latest_weights = _summed(known[-CONTENT_LAST:])
+                found[name] = _best(*model.models_[name]._scores_one(latest, latest_weights),
+                                    want, banned)
+            elif name in model.models_ and items.size:
+                found[name] = _best(*model.models_[name]._scores_one(items, item_weights),
+                                    want, banned)
         self._blend(found, weights, loaded)
 
-    def _add_similar(self, loaded: LoadedModel, weights: Mapping[str, float],
-                     known: list[tuple[int, float]]) -> None:
+    def _add_similar(self, loaded: LoadedModel, known: list[tuple[int, float]]) -> None:
         item = self.request.item
         if item not in loaded.item_index:
             return
         ids, scores = loaded.model.similar_items([loaded.item_index[item]], n=200)
-        found = {"similar": (ids, scores)}
+        keep = ids[0] >= 0
+        found = {"similar": (ids[0][keep], scores[0][keep])}
         blend_weights = {"similar": 1.0}
         if self.personalized and known and "knn" in loaded.model.models_:
-            n_items = loaded.model.n_items_
-            found["knn"] = loaded.model.models_["knn"].recommend(
-                _row(known, n_items), 200, exclude_seen=False)
+            items, item_weights = _summed(known)
+            found["knn"] = _best(*loaded.model.models_["knn"]._scores_one(items, item_weights),
+                                 200, None)
             blend_weights["knn"] = 0.5
         self._blend(found, blend_weights, loaded)
 
     def _blend(self, found: Mapping[str, tuple[np.ndarray, np.ndarray]],
                weights: Mapping[str, float], loaded: LoadedModel) -> None:
-        for name, (ids, scores) in sorted(found.items()):
-            row_ids, row_scores = ids[0], scores[0]
-            keep = row_ids >= 0
-            if not keep.any():
+        """Each component's scores scaled by its best and weighted (as Hybrid's ``blend``),
+        summed per item; the component with the largest share names the reason."""
+        names = sorted(name for name, (ids, _) in found.items() if ids.size)
+        if not names:
+            return
+        parts = []
+        for name in names:
+            scores = found[name][1]
+            best = float(scores[0]) if scores[0] > 0 else 1.0
+            parts.append(scores.astype(np.float64) * (float(weights.get(name, 0.0)) / best))
+        all_ids = np.concatenate([found[name][0] for name in names])
+        all_parts = np.concatenate(parts)
+        which = np.concatenate([np.full(found[name][0].size, n) for n, name in
+                                enumerate(names)])
+        unique, inverse = np.unique(all_ids, return_inverse=True)
+        totals = np.bincount(inverse, weights=all_parts)
+        order = np.lexsort((-all_parts, inverse))  # per item, its largest share first
+        first = order[np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]]
+        leaders = which[first]
+        if unique.size > BLEND_KEEP:  # only the best can reach a list
+            best = np.argpartition(-totals, BLEND_KEEP - 1)[:BLEND_KEEP]
+            unique, totals, leaders = unique[best], totals[best], leaders[best]
+        item_ids = loaded.item_ids
+        for index, total, leader in zip(unique.tolist(), totals.tolist(), leaders.tolist(),
+                                        strict=True):
+            if total <= 0:
                 continue
-            best = float(row_scores[0]) if row_scores[0] > 0 else 1.0
-            weight = float(weights.get(name, 0.0))
-            for index, score in zip(row_ids[keep], row_scores[keep], strict=True):
-                part = weight * float(score) / best
-                if part <= 0:
-                    continue
-                item_id = loaded.item_ids[index]
-                held = self.candidates.get(item_id)
-                if held is None:
-                    self.candidates[item_id] = _Candidate(part, name)
-                else:
-                    if part > held.score:  # the biggest share names the reason
-                        held.component = name
-                    held.score += part
+            item_id = item_ids[index]
+            held = self.candidates.get(item_id)
+            if held is None:
+                self.candidates[item_id] = _Candidate(total, names[leader])
+            else:  # from another call (similar + personal): add up
+                held.score += total
 
     def add_list(self, kind: str, ranked: list[tuple[str, float]], ref: str | None = None,
                  scale: float = 1.0) -> None:
@@ -578,20 +612,23 @@ class _Ranking:
 
     def choose(self, limit: int) -> list[tuple[str, float]]:
         """The best ``limit`` candidates that pass the rules, re-ranked."""
-        scores = {}
-        unclicked = self._unclicked()
         rate = self.request.rotation_rate if self.request.rotation_rate is not None \
             else self.config.rotation_rate
-        for item_id, candidate in self.candidates.items():
-            if item_id in self.excluded:
-                continue
-            item = self.catalog.get(item_id)
-            factor = self._factor(item)
-            if factor is not None:
-                scores[item_id] = candidate.score * factor
-        scores = rotated(scores, unclicked, rate=rate)
+        scores = rotated({item: c.score for item, c in self.candidates.items()
+                          if item not in self.excluded}, self._unclicked(), rate=rate)
         ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-        pool = ranked[: max(limit * 5, 30)]
+        boosting = bool(self.request.boosters) or any(
+            rule.factor is not None for rule in self.config.context_rules)
+        size = max(limit * 3, 18)  # the pool diversity picks from
+        pool = []
+        for item_id, score in ranked:
+            factor = self._factor(self.catalog.get(item_id))
+            if factor is not None:
+                pool.append((item_id, score * factor))
+                if not boosting and len(pool) == size:
+                    break  # without boosters the order holds: the rest cannot climb
+        if boosting:
+            pool = sorted(pool, key=lambda pair: (-pair[1], pair[0]))[:size]
         config = self.config
         if config.diversity == Placement.Diversity.CATEGORY_CAP:
             pool = category_capped(pool, len(pool), cap=config.category_cap,
@@ -600,7 +637,8 @@ class _Ranking:
         if diversity is None and config.diversity == Placement.Diversity.MMR:
             diversity = config.diversity_lambda
         if diversity:
-            pool = mmr(pool, limit, diversity=diversity, similarity=self._similarity)
+            pool = mmr(pool, limit, diversity=diversity,
+                              similarity=self._similarities([item for item, _ in pool]))
         return pool[:limit]
 
     def _unclicked(self) -> dict[str, int]:
@@ -647,28 +685,17 @@ class _Ranking:
         item = self.catalog.get(item_id)
         return item.category if item is not None else ""
 
-    def _similarity(self, a: str, b: str) -> float:
-        """Same category counts 1; else the item-kNN similarity (0..1 by row maximum)."""
-        category_a, category_b = self._category(a), self._category(b)
-        if category_a and category_a == category_b:
-            return 1.0
-        return self._knn_similarity(a, b)
-
-    def _knn_similarity(self, a: str, b: str) -> float:
-        if self.knn is None or a not in self.item_index or b not in self.item_index:
-            return 0.0
-        row = self._neighbours(self.item_index[a])
-        best = max(row.values(), default=0.0) or 1.0
-        return row.get(self.item_index[b], 0.0) / best
-
-    def _neighbours(self, index: int) -> dict[int, float]:
-        cache_ = self.__dict__.setdefault("_rows", {})
-        if index not in cache_:
-            similarity = self.knn.similarity_
-            start, stop = similarity.indptr[index], similarity.indptr[index + 1]
-            cache_[index] = dict(zip(similarity.indices[start:stop].tolist(),
-                                     similarity.data[start:stop].tolist(), strict=True))
-        return cache_[index]
+    def _similarities(self, items: list[str]) -> np.ndarray:
+        """Pairwise similarity of items: 1 in the same category, else their item-kNN
+        similarity scaled by the row's largest (0..1)."""
+        indices = [self.item_index.get(item) for item in items]
+        rows = [self.loaded.neighbours(index) if self.loaded is not None and index is not None
+                else {} for index in indices]
+        knn = np.array([[row.get(other, 0.0) if other is not None else 0.0
+                         for other in indices] for row in rows])
+        categories = np.array([self._category(item) for item in items], dtype=object)
+        same = (categories[:, None] == categories[None, :]) & (categories[:, None] != "")
+        return np.maximum(knn, same)
 
     # -- reasons --
 
@@ -698,17 +725,18 @@ class _Ranking:
         return Reason("popular", "Popular")
 
     def _because(self, item_id: str) -> str | None:
-        """The viewed item most similar to this one (recent items first)."""
-        if self.knn is None or item_id not in self.item_index:
+        """The viewed item that contributes most to this one: its similarity weighted as
+        the session weighs it (the latest item 1, the one before 0.5, ...)."""
+        if self.loaded is None or self.knn is None or item_id not in self.item_index:
             return None
         target = self.item_index[item_id]
         looked = [*reversed(self.recent),
-                  *reversed(_distinct_last(self.history.sequence, 20))]
+                  *reversed(_distinct_last(self.history.sequence, 10))]
         best, best_score = None, 0.0
-        for viewed in dict.fromkeys(looked):
+        for age, viewed in enumerate(dict.fromkeys(looked)):
             if viewed not in self.item_index:
                 continue
-            score = self._neighbours(self.item_index[viewed]).get(target, 0.0)
+            score = self.loaded.neighbours(self.item_index[viewed]).get(target, 0.0) * 0.5**age
             if score > best_score:
                 best, best_score = viewed, score
         return best
@@ -729,13 +757,36 @@ def _distinct_last(sequence: list[str], n: int) -> list[str]:
     return list(reversed(seen))
 
 
-def _row(entries: list[tuple[int, float]], n_items: int) -> sparse.csr_matrix:
+def _summed(entries: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted item indices and their summed weights (one user's row)."""
+    if not entries:
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
     items = np.array([i for i, _ in entries], dtype=np.int64)
     weights = np.array([w for _, w in entries], dtype=np.float32)
-    matrix = sparse.csr_matrix((weights, (np.zeros(items.size, dtype=np.int64), items)),
-                               shape=(1, n_items))
-    matrix.sum_duplicates()
-    return matrix
+    unique, inverse = np.unique(items, return_inverse=True)
+    return unique.astype(np.int32), np.bincount(inverse, weights=weights).astype(np.float32)
+
+
+def _best(ids: np.ndarray, scores: np.ndarray, n: int, banned: np.ndarray | None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The n best positive (id, score) pairs, best first, ids ``banned`` (a mask over
+    the items) left out."""
+    if banned is not None and ids.size:
+        keep = ~banned[ids]
+        ids, scores = ids[keep], scores[keep]
+    return top_n_sparse_row(ids, scores, n)
+
+
+def _session_weights(recent: list[int], *, decay: float = 0.5
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """A session's items (oldest first in ``recent``) weighted as ``session_rows`` weighs
+    them: the latest 1, the one before ``decay``, ... each item at its latest place."""
+    items: list[int] = []
+    for item in reversed(recent):
+        if item not in items:
+            items.append(item)
+    weights = np.array([decay**age for age in range(len(items))], dtype=np.float32)
+    return np.array(items, dtype=np.int64), weights
 
 
 # --- the answer, as the API sends it (cached) -------------------------------------------
@@ -766,25 +817,38 @@ def _item_dict(entry: RecItem) -> dict[str, Any]:
     }
 
 
+def answer_cached(*, site: Site, subject: str, cache_field: str | None,
+                  counters: Sequence[tuple[str, int]] = ()
+                  ) -> tuple[int, bytes | None, list[int]]:
+    """(the site's generation, the cached JSON answer if fresh, the throttle counters'
+    new values): one cache round trip.
+
+    ``cache_field`` None (a "next items" page) is never cached; with REC_CACHE_SECONDS 0
+    nothing is.
+    """
+    if recommend_settings.REC_CACHE_SECONDS <= 0:
+        cache_field = None
+    return answer_cache.get(site.pk, subject, cache_field, counters=counters)
+
+
 def recommendations_answer(*, site: Site, subject: str, request: RecRequest,
                            cache_field: str | None, consent_subjects: list[str] | None = None,
                            history_subjects: list[str] | None = None,
-                           personalized: bool = True) -> bytes:
+                           personalized: bool = True, generation: int | None = None) -> bytes:
     """The JSON answer for a subject: from the cache when fresh, else computed and kept.
 
-    ``cache_field`` None (a "next items" page) is never cached. Personalization follows
-    the subject's consent (any of ``consent_subjects``).
+    Personalization follows the subject's consent (any of ``consent_subjects``). With the
+    ``generation`` of an ``answer_cached`` miss, the cache is not asked again.
     """
-    generation, cached = answer_cache.get(site.pk, subject, cache_field or "") \
-        if cache_field is not None else (answer_cache.generation(site.pk), None)
-    if cached is not None:
-        return cached
-    if personalized:
-        personalized = selectors.subjects_personalization_allowed(
-            site=site, subjects=consent_subjects or [subject])
-    rec = recommendation_list(site=site, subject=subject, request=request,
-                              generation=generation, personalized=personalized,
-                              history_subjects=history_subjects)
+    if generation is None:
+        generation, cached, _ = answer_cached(site=site, subject=subject,
+                                              cache_field=cache_field)
+        if cached is not None:
+            return cached
+    rec = recommendation_list(
+        site=site, subject=subject, request=request, generation=generation,
+        personalized=personalized and bool(subject), history_subjects=history_subjects,
+        consent_subjects=(consent_subjects or [subject]) if site.require_consent else None)
     body = orjson.dumps(rec_list_as_dict(rec))
     if cache_field is not None:
         answer_cache.set(site.pk, subject, cache_field, body, generation=generation,

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from django.db import connection
 from django.db.models import Count, Max
 from django.db.models.functions import TruncHour
+from django.utils.dateparse import parse_datetime
 from scipy import sparse
 
 from profiles.models import Membership, Segment
@@ -107,26 +109,63 @@ def subject_items(*, site_id: int, subject: str, since: datetime, weights: dict[
 SERVING_NAMES = ("not_interested", "view_item_list", "select_item")
 
 
-def subject_history(*, site_id: int, subjects: Iterable[str], since: datetime,
-                    names: Iterable[str], limit: int = 1000) -> list[tuple[str, str, datetime]]:
-    """The latest (item id, event name, time) rows of these subjects, newest first, and
-    their stored dismissals (as not_interested rows)."""
-    subjects = list(subjects)
-    rows = list(Event.objects.filter(site_id=site_id, subject__in=subjects, ts__gte=since,
-                                     name__in=[*names, *SERVING_NAMES]).exclude(item_id="")
-                .order_by("-ts", "-id").values_list("item_id", "name", "ts")[:limit])
-    rows += [(item, "not_interested", at) for item, at in Dismissal.objects.filter(
-        site_id=site_id, subject__in=subjects).values_list("item_id", "created_at")]
-    return rows
+@dataclass(frozen=True)
+class ServingRows:
+    """A subject's events as serving reads them, newest first, and their dismissals."""
+
+    consented: bool  # personalization allowed (always, when consent was not asked about)
+    events: list[tuple[str, str, datetime]]  # (item id, event name, time)
+    dismissed: list[str]
 
 
-def subjects_personalization_allowed(*, site: Site, subjects: list[str]) -> bool:
-    """Whether the current consent of one of these subjects (a visitor, or a user and the
-    visitors linked to them) allows personalization; always, on a site that asks none."""
-    if not site.require_consent:
-        return True
-    return ConsentRecord.objects.filter(site=site, subject__in=subjects,
-                                        personalization=True).exists()
+def subject_serving_rows(*, site_id: int, subjects: list[str], since: datetime,
+                         names: Iterable[str], consent_subjects: list[str] | None,
+                         limit: int = 1000) -> ServingRows:
+    """The latest (item id, name, time) events of these subjects with one of ``names`` (or
+    a serving name: dismissals, impressions, clicks) and their stored dismissals, read
+    only if one of ``consent_subjects`` allows personalization (None: not asked).
+
+    One statement (the hot path of an uncached recommendation): the history, the
+    dismissals and the consent check, each on its index.
+    """
+    names = sorted({*names, *SERVING_NAMES})
+    who = ", ".join(["%s"] * len(subjects))
+    event, dismissal = Event._meta.db_table, Dismissal._meta.db_table
+    if consent_subjects is None:
+        allowed, allowed_params = "SELECT 1 AS yes", []
+    else:
+        allowed = (f"SELECT 1 AS yes WHERE EXISTS (SELECT 1 FROM "
+                   f"{ConsentRecord._meta.db_table} WHERE site_id = %s AND subject IN "
+                   f"({', '.join(['%s'] * len(consent_subjects))}) AND personalization)")
+        allowed_params = [site_id, *consent_subjects]
+    # "allowed" holds one row when personalization is allowed, none otherwise.
+    sql = (
+        f"WITH allowed AS ({allowed}) "
+        f"SELECT 0, item_id, name, ts FROM (SELECT item_id, name, ts FROM {event} "
+        f"WHERE site_id = %s AND subject IN ({who}) AND ts >= %s "
+        f"AND name IN ({', '.join(['%s'] * len(names))}) AND item_id <> '' "
+        "AND EXISTS (SELECT 1 FROM allowed) ORDER BY ts DESC, id DESC LIMIT %s) recent "
+        f"UNION ALL SELECT 1, item_id, '', NULL FROM {dismissal} "
+        f"WHERE site_id = %s AND subject IN ({who}) AND EXISTS (SELECT 1 FROM allowed) "
+        "UNION ALL SELECT 2, '', '', NULL FROM allowed")
+    params = [*allowed_params, site_id, *subjects, since, *names, limit, site_id, *subjects]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    events = [(item, name, _aware(ts)) for part, item, name, ts in rows if part == 0]
+    events.sort(key=lambda row: row[2], reverse=True)  # already in order: linear
+    return ServingRows(consented=any(part == 2 for part, *_ in rows), events=events,
+                       dismissed=[item for part, item, *_ in rows if part == 1])
+
+
+def _aware(value: object) -> datetime:
+    """A timestamp from a raw cursor (SQLite gives text in UTC)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = parse_datetime(str(value))
+    if parsed is None:
+        raise ValueError(f"not a timestamp: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def user_alias_subjects(*, site: Site, user_subject: str) -> list[str]:

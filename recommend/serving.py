@@ -38,9 +38,30 @@ class LoadedModel:
     catalog_since: datetime | None  # catalog changes after this are checked for new items
     item_index: dict[str, int] = field(init=False)
     catalog_checked: float = field(default_factory=time.monotonic)
+    # Item-kNN rows as dicts (neighbour -> similarity scaled by the row's largest), made
+    # as serving asks for them: reasons and diversity read a few rows per request.
+    _neighbour_rows: dict[int, dict[int, float]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.item_index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+    def neighbours(self, index: int) -> dict[int, float]:
+        """Item ``index``'s item-kNN neighbours, similarities scaled to 1 at the largest."""
+        row = self._neighbour_rows.get(index)
+        if row is None:
+            knn = self.model.models_.get("knn")
+            if knn is None:
+                return {}
+            similarity = knn.similarity_
+            start, stop = similarity.indptr[index], similarity.indptr[index + 1]
+            values = similarity.data[start:stop]
+            top = float(values.max()) if values.size else 1.0
+            row = dict(zip(similarity.indices[start:stop].tolist(),
+                           (values / (top or 1.0)).tolist(), strict=True))
+            if len(self._neighbour_rows) >= 100_000:
+                self._neighbour_rows.clear()
+            self._neighbour_rows[index] = row
+        return row
 
 
 _loaded: dict[int, LoadedModel] = {}

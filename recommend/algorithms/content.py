@@ -78,8 +78,12 @@ class ContentModel(Recommender):
 
     def _scores_one(self, items: np.ndarray, weights: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-        row = sparse.csr_matrix((weights, items, [0, items.size]), shape=(1, self.n_items_))
-        profile = self._profiles(row)
+        # The profile of _profiles for one row, without sklearn's per-call validation.
+        weights = query_weights_of(np.asarray(weights), self.query).astype(np.float64)
+        total = np.abs(weights).sum()
+        row = sparse.csr_matrix((weights / (total or 1.0), items, [0, items.size]),
+                                shape=(1, self.n_items_))
+        profile = sparse.csr_matrix(row @ self.item_vectors_)
         return neighbour_scores(self.term_items_, profile.indices, profile.data)
 
     def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:

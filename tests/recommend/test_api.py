@@ -167,3 +167,20 @@ def test_the_schema_documents_the_endpoints(client):
     for path in ("/api/v1/recommendations", "/api/v1/items/{item_id}/similar",
                  "/api/v1/users/{user_id}/recommendations", "/api/v1/items"):
         assert path in schema["paths"]
+
+
+@pytest.mark.parametrize("setting", ["THROTTLE_IP_RATE", "THROTTLE_KEY_RATE"])
+def test_throttled_in_the_same_round_trip_as_the_cache(api, trained, settings, setting):
+    settings.RECSITE = {**settings.RECSITE, setting: "3/min"}
+    codes = [public(api).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    throttled = public(api)
+    assert throttled.json()["error"] == "throttled" and int(throttled["Retry-After"]) > 0
+
+
+def test_without_redis_the_same_contract_on_djangos_cache(api, trained, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.RECSITE = {**settings.RECSITE, "THROTTLE_IP_RATE": "3/min"}
+    first = public(api).json()
+    assert public(api).json()["rec_token"] == first["rec_token"]  # cached
+    assert public(api).status_code == 200 and public(api).status_code == 429
