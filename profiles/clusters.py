@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 AFFINITY_PREFIX = "affinity:"
 BASE_FEATURES = ("events", "sessions", "active_days", "purchases", "monetary", "recency_days",
-                 "engaged_seconds", "mobile_share", "cart_share")
+                 "engaged_seconds", "mobile_share", "cart_share", "rating_share")
 _LOGGED = {"events", "sessions", "active_days", "purchases", "monetary", "recency_days",
            "engaged_seconds"}
 
@@ -47,11 +47,12 @@ def features_build(*, events: Sequence[int], sessions: Sequence[int],
     known = ~np.isnan(mobile_share)
     mobile_share[~known] = mobile_share[known].mean() if known.any() else 0.0
     carts = np.array([t.get("add_to_cart", 0) for t in by_type], dtype=np.float64)
+    ratings = np.array([t.get("rate_item", 0) for t in by_type], dtype=np.float64)
     columns = [events_a, sessions_a, np.asarray(active_days, dtype=np.float64),
                np.asarray(purchases, dtype=np.float64),
                np.maximum(np.asarray(monetary, dtype=np.float64), 0.0),
                np.maximum(np.asarray(recency_days, dtype=np.float64), 0.0), engaged,
-               mobile_share, carts / np.maximum(events_a, 1)]
+               mobile_share, carts / np.maximum(events_a, 1), ratings / np.maximum(events_a, 1)]
     names = list(BASE_FEATURES)
     popular = Counter(category for a in affinity for category in a)
     for category, _ in popular.most_common(top_categories):
@@ -154,6 +155,8 @@ def describe(center_raw: np.ndarray, center_z: np.ndarray, names: Sequence[str])
         words.append("desktop")
     if raw["purchases"] >= 0.5:
         words.append("buyers")
+    elif raw["rating_share"] >= 0.5:
+        words.append("raters")
     elif z["cart_share"] > 0.5:
         words.append("cart fillers")
     else:

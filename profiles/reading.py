@@ -72,10 +72,8 @@ def subjects_rows(*, site_id: int, subjects: list[str], since: int | None,
 
 def site_rows_by_owner(*, site_id: int, upto_pk: int, junk: frozenset[str]
                        ) -> Iterator[EventRow]:
-    """Every row of the site up to ``upto_pk``, grouped by owner (owner, time, id order)."""
-    if is_postgresql():
-        yield from _pg_stream(site_id, upto_pk, junk)
-        return
+    """Every row of the site up to ``upto_pk``, grouped by owner (owner, time order); the
+    portable path (PostgreSQL reads columns: ``site_row_columns``)."""
     events = Event.objects.filter(site_id=site_id, pk__lte=upto_pk).order_by("pk")
     rows = list(_portable_rows(site_id, events, junk))
     rows.sort(key=lambda row: (row.owner, row.ts))
@@ -141,6 +139,10 @@ def site_row_columns(*, site_id: int, upto_pk: int, junk: frozenset[str],
     columns: list[list[Any]] = [[] for _ in range(12)]
     connection.ensure_connection()
     raw: psycopg.Connection = connection.connection
+    with connection.cursor() as plain:
+        # Every row is read: hash joins are right whatever the statistics say (just after
+        # a bulk import they say "a few rows", and nested loops would take minutes).
+        plain.execute("SET LOCAL enable_nestloop = off")
     with raw.cursor(name="profiles_site_columns", binary=True) as cursor:
         cursor.itersize = STREAM_CHUNK
         cursor.execute(sql, [*params, upto_pk])
@@ -156,22 +158,6 @@ def site_row_columns(*, site_id: int, upto_pk: int, junk: frozenset[str],
         name=name, first=np.array(first, dtype=bool), ts=np.array(ts, dtype=np.int64),
         value=np.array(value, dtype=np.float64), engaged_ms=np.array(engaged, dtype=np.int64),
         device=device, category=category, purchase_key=purchase_key)
-
-
-def _pg_stream(site_id: int, upto_pk: int, junk: frozenset[str]) -> Iterator[EventRow]:
-    import psycopg
-
-    sql, params = _pg_select(site_id, junk, few=False)
-    # Rank by the owner's bytes (COLLATE "C"): a plain memcmp sort, the order does not matter.
-    sql = (f"SELECT * FROM ({sql} AND e.id <= %b) AS r "
-           'ORDER BY r.owner COLLATE "C", r.ts, r.item_index')
-    connection.ensure_connection()
-    raw: psycopg.Connection = connection.connection
-    with raw.cursor(name="profiles_site_rows", binary=True) as cursor:
-        cursor.itersize = STREAM_CHUNK
-        cursor.execute(sql, [*params, upto_pk])
-        while chunk := cursor.fetchmany(STREAM_CHUNK):
-            yield from (EventRow(*row) for row in chunk)
 
 
 def _portable_rows(site_id: int, events: Any, junk: frozenset[str]) -> Iterator[EventRow]:

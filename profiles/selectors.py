@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Count
 from django.utils import timezone
 
 from profiles.conf import profile_settings
@@ -99,4 +100,25 @@ def profile_view(*, site: Site, raw_id: str, kind: str, top_categories: int = 20
         affinity=dict(list(affinity_normalized(profile.affinity).items())[:top_categories]),
         device_shares={device: n / total for device, n in sorted(profile.devices.items())},
         segments=subject_segments(site=site, subject=profile.subject),
+    )
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    profiles: int
+    rfm_segments: dict[str, int]
+    stages: dict[str, int]
+    segments: list[Segment]  # active ones, largest first
+
+
+def site_summary(*, site: Site) -> SiteSummary:
+    """How a site's profiles spread over RFM segments, stages and segments."""
+    profiles = Profile.objects.filter(site=site)
+    return SiteSummary(
+        profiles=profiles.count(),
+        rfm_segments=dict(profiles.exclude(rfm_segment="").values_list("rfm_segment")
+                          .annotate(n=Count("pk")).order_by("-n")),
+        stages=dict(profiles.values_list("stage").annotate(n=Count("pk")).order_by("-n")),
+        segments=list(Segment.objects.filter(site=site, is_active=True).order_by("kind",
+                                                                                  "-size")),
     )

@@ -6,7 +6,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from profiles.models import SiteState
+from profiles.models import Profile, SiteState
+from profiles.selectors import site_summary
 from profiles.services import profiles_rebuild
 from tracking.models import Event, Site
 
@@ -63,3 +64,16 @@ class Command(BaseCommand):
             f"{site.name}: {result.profiles} profiles from {result.events} events in "
             f"{result.seconds:.1f} s; {result.segment_changes} rule segment membership "
             f"changes; {clusters}")
+        if options["verbosity"] > 0:
+            self._summary(site)
+
+    def _summary(self, site: Site) -> None:
+        summary = site_summary(site=site)
+        self.stdout.write("  RFM segments: " + (", ".join(
+            f"{name} {n:,}" for name, n in summary.rfm_segments.items()) or "none scored"))
+        self.stdout.write("  lifecycle:    " + ", ".join(
+            f"{Profile.Stage(stage).label} {n:,}" for stage, n in summary.stages.items()))
+        for segment in summary.segments:
+            quality = "" if segment.silhouette is None else \
+                f", silhouette {segment.silhouette:.2f}"
+            self.stdout.write(f"  {segment.kind:7} {segment.name}: {segment.size:,}{quality}")
