@@ -79,9 +79,13 @@ def model_version_train(*, version_id: int, progress: Progress | None = None) ->
             logger.exception("training model version %s failed", version.pk)
             raise
     else:
-        ModelVersion.objects.filter(pk=version.pk).update(
-            training_seconds=round(time.perf_counter() - started, 3))
-        model_version_activate(version=ModelVersion.objects.get(pk=version.pk))
+        # Ready and active in one transaction: a reader never sees a ready version that
+        # is not active yet.
+        with transaction.atomic():
+            ModelVersion.objects.filter(pk=version.pk).update(
+                status=ModelVersion.Status.READY,
+                training_seconds=round(time.perf_counter() - started, 3))
+            model_version_activate(version=ModelVersion.objects.get(pk=version.pk))
         artifacts_prune(site=version.site)
     version.refresh_from_db()
     return version
@@ -103,7 +107,7 @@ def _train(version: ModelVersion, reporter: "_Reporter") -> None:
     reporter(0.92, "saving")
     path = artifact_write(version, model, data.item_ids)
     ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.READY, progress=1.0, stage="done", metrics=metrics,
+        progress=1.0, stage="done", metrics=metrics,
         params=model.get_params(), n_events=data.n_events, n_subjects=data.events.n_users,
         n_items=data.events.n_items, data_from=data.data_from, data_to=data.data_to,
         size_bytes=path.stat().st_size, finished_at=timezone.now(),
