@@ -8,6 +8,7 @@ import pytest
 from demo.shop import SITE_NAME, shop_prepare
 from recommend import catalog, recommending, serving
 from recommend.attribution import attribution_report
+from recommend.models import Dismissal
 from recommend.tokens import token_read
 from tests.conftest import wait_for
 from tracking.importers import events_import
@@ -91,3 +92,20 @@ def test_browse_watch_recommendations_change_click_one_and_add_it_to_the_cart(
     assert [e.item_id for e in clicks] == [clicked]
     cart = Event.objects.get(site=demo_site, subject=subject, name="add_to_cart")
     assert cart.item_id == clicked and token_read(cart.rec_token).items == token.items
+
+    # The cart's list is drawn by widget.js from the public API, for this visitor.
+    page.goto(f"{live_server.url}/shop/cart/")
+    js_widget = page.locator(WIDGET.format("cart"))
+    js_widget.wait_for()
+    shown = js_widget.locator("[data-recsite-item]").evaluate_all(
+        "links => links.map(a => a.dataset.recsiteItem)")
+    assert shown and clicked not in shown
+    assert token_read(js_widget.get_attribute("data-rec-token")).subject == subject[:16]
+    # Not interested: the item goes from the page, and from every later list.
+    page.locator(f"[data-recsite-dismiss='{shown[0]}']").click()
+    assert js_widget.locator(f"[data-recsite-item='{shown[0]}']").count() == 0
+    assert wait_for(lambda: Dismissal.objects.filter(site=demo_site, subject=subject,
+                                                     item_id=shown[0]).exists(), timeout=15)
+    page.goto(f"{live_server.url}/shop/cart/")
+    page.locator(WIDGET.format("cart")).wait_for()
+    assert page.locator(f"{WIDGET.format('cart')} [data-recsite-item='{shown[0]}']").count() == 0

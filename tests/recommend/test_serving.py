@@ -225,3 +225,29 @@ def test_catalog_changes_reach_the_process_snapshot(site, trained):
     answer_cache.site_invalidate(site.pk)  # what an upsert does after its commit
     assert serve(site, limit=3).items[0].item.title == "Renamed lamp"
     recommending.memos_clear()
+
+
+def test_cold_start_prefers_what_the_visitors_segment_bought(site, trained):
+    from django.utils import timezone
+
+    from profiles.models import Membership, Segment
+
+    segment = Segment.objects.create(site=site, name="Chair people", slug="chair-people")
+    members = [subject_hash(site=site, kind="a", raw_id=f"a_member_{i:02d}_long_enough")
+               for i in range(3)]
+    for n, member in enumerate([*members, subject_of(site)]):
+        Membership.objects.create(site=site, segment=segment, subject=member,
+                                  since=timezone.now())
+        if n < 3:
+            visit(site, GROUPS[3][:3], anon_id=f"a_member_{n:02d}_long_enough")
+    rec = serve(site, limit=3)
+    assert [e.reason.text for e in rec.items] == ["Popular in Chair people"] * 3
+    assert {e.item_id for e in rec.items} == set(GROUPS[3][:3])
+
+
+def test_the_content_strategy_explains_by_category(site, trained):
+    Placement.objects.create(site=site, name="content", strategy="content", limit=3)
+    visit(site, [GROUPS[2][0]])
+    rec = serve(site, "content")
+    assert rec.items and rec.items[0].reason.kind == "category_affinity"
+    assert rec.items[0].reason.text == "Similar to blankets items you like"
