@@ -103,6 +103,8 @@ def facts_for(*, site: Site, profiles: list[Any], segment_rules: list[rules.Rule
     stages = rfm.stages_compute(
         population, m=np.array([p.m_score or 0 for p in profiles]),
         f=np.array([p.f_score or 0 for p in profiles]), as_of=as_of, rules=stage_rules())
+    uses_affinity = any(test.kind == rules.AFFINITY for rule in segment_rules
+                        for test in rule.tests)
     wanting = profiles if events_of is None else [p for p in profiles if p.subject in events_of]
     events = _events_by_owner(site, wanting, segment_rules, as_of)
     facts = {}
@@ -113,7 +115,7 @@ def facts_for(*, site: Site, profiles: list[Any], segment_rules: list[rules.Rule
                      "active_days": profile.active_days, "purchases": profile.purchases,
                      "monetary": profile.monetary,
                      "recency_days": (as_of - int(last_seen)) / rules.DAY_US},
-            affinity=affinity_normalized(profile.affinity),
+            affinity=affinity_normalized(profile.affinity) if uses_affinity else {},
             events=events.get(profile.subject, ()),
         )
     return facts
