@@ -154,3 +154,23 @@ def test_links_decide_applies_every_guard():
         linked={"a0": "u9"}, links_per_user_day=Counter({("u1", day): 0}), cap=2,
         junk=frozenset({"junk"}))
     assert [(link.anon, link.user) for link in made] == [("a1", "u1"), ("a3", "u1")]
+
+
+def test_erasure_removes_profiles_links_and_memberships(site):
+    from profiles.models import Membership, Segment
+    from profiles.services import profile_erase
+
+    visitor, alice, bob = anon(site, "a_1"), user(site, "alice"), user(site, "bob")
+    profile_events_apply(site_id=site.pk, event_pks=store(
+        site, (visitor, None, "view_item", T0),
+        (visitor, alice, "login", T0 + timedelta(minutes=1)), (bob, bob, "view_item", T0)))
+    segment = Segment.objects.create(site=site, name="all", slug="all")
+    for subject in (alice, bob):
+        Membership.objects.create(segment=segment, site=site, subject=subject, since=T0)
+
+    profile_erase(site=site, subjects=[visitor])  # the person's device: their profile goes
+
+    assert not Profile.objects.filter(site=site, subject=alice).exists()
+    assert not IdentityLink.objects.filter(site=site).exists()
+    assert list(Membership.objects.values_list("subject", flat=True)) == [bob]
+    assert Profile.objects.filter(site=site, subject=bob).exists()
