@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from django.db import connection, transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from profiles import clustering, rfm, segmenting
@@ -497,5 +498,9 @@ def profile_erase(*, site: Site, subjects: Iterable[str]) -> int:
         deleted, _ = Profile.objects.filter(site=site, subject__in=owners).delete()
         IdentityLink.objects.filter(site=site, anon_subject__in=subjects).delete()
         IdentityLink.objects.filter(site=site, user_subject__in=subjects).delete()
-        Membership.objects.filter(site=site, subject__in=owners).delete()
+        memberships = Membership.objects.filter(site=site, subject__in=owners)
+        for segment_id, n in memberships.filter(until__isnull=True).values_list("segment") \
+                .annotate(n=Count("pk")).values_list("segment", "n"):
+            Segment.objects.filter(pk=segment_id).update(size=F("size") - n)
+        memberships.delete()
     return deleted

@@ -167,10 +167,13 @@ def test_erasure_removes_profiles_links_and_memberships(site):
     segment = Segment.objects.create(site=site, name="all", slug="all")
     for subject in (alice, bob):
         Membership.objects.create(segment=segment, site=site, subject=subject, since=T0)
+    Segment.objects.filter(pk=segment.pk).update(size=2)
 
     profile_erase(site=site, subjects=[visitor])  # the person's device: their profile goes
 
     assert not Profile.objects.filter(site=site, subject=alice).exists()
     assert not IdentityLink.objects.filter(site=site).exists()
     assert list(Membership.objects.values_list("subject", flat=True)) == [bob]
+    segment.refresh_from_db()
+    assert segment.size == 1
     assert Profile.objects.filter(site=site, subject=bob).exists()
