@@ -20,8 +20,11 @@ fresh     with a Celery worker: a visitor views the first item of their (cached)
           (a seen item is never recommended), polled every 20 ms; TRIALS trials
 
 Both throttles count every request at rates that never refuse one (their cost is in the
-figures). Prints the figures and writes bench/results/recommendations.json. Every process
-it starts is stopped on exit, Ctrl-C included. The machine is shared: figures are noisy.
+figures). Each run also reports the CPU time per request of gunicorn, PostgreSQL and Redis
+(from /proc): unlike requests per second, it hardly moves when other work shares the
+machine, so the capacity of two free cores can be read from it. Prints the figures and
+writes bench/results/recommendations.json. Every process it starts is stopped on exit,
+Ctrl-C included. The machine is shared: figures are noisy.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 from bench.ingest import (  # noqa: E402  (the same process, server and load helpers)
     LUA_COMMON,
+    CpuMeter,
     LoadResult,
     Processes,
     gunicorn_start,
@@ -170,19 +174,33 @@ class Bench:
         return time.monotonic() - started
 
     def load(self, path: str) -> LoadResult:
-        return wrk_run(url=self.base + "/", script=lua_get(path, self.args.subjects),
-                       seconds=self.args.seconds, connections=self.args.connections,
-                       threads=self.args.wrk_threads, workdir=self.workdir,
-                       events_per_request=1, procs=self.procs)
+        """One wrk run; ``extra["cpu_ms"]``: CPU milliseconds per request of the server
+        (gunicorn), PostgreSQL and Redis, a figure other load on the machine barely moves."""
+        meter = CpuMeter({self.procs.running["gunicorn"].pid: "gunicorn"})
+        meter.start()
+        result = wrk_run(url=self.base + "/", script=lua_get(path, self.args.subjects),
+                         seconds=self.args.seconds, connections=self.args.connections,
+                         threads=self.args.wrk_threads, workdir=self.workdir,
+                         events_per_request=1, procs=self.procs)
+        cpu = meter.stop()
+        per_request = result.seconds / max(result.requests, 1) * 10  # % of a core -> ms
+        result.extra["cpu_ms"] = {name: round(cpu.get(name, 0.0) * per_request, 3)
+                                  for name in ("gunicorn", "postgres", "redis-server")}
+        result.extra["others_pct"] = cpu.get("others", 0.0)
+        return result
 
     def phase(self, name: str, path: str) -> list[LoadResult]:
         runs = []
         for run in range(1, self.args.repeat + 1):
             result = self.load(path)
             runs.append(result)
+            cpu = result.extra["cpu_ms"]
             print(f"  {name} run {run}: {result.requests_per_s:,.0f} req/s, p50 "
                   f"{result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, errors "
-                  f"{result.bad + result.socket_errors} {result.codes or ''}", flush=True)
+                  f"{result.bad + result.socket_errors} {result.codes or ''}; CPU ms per "
+                  f"request: gunicorn {cpu['gunicorn']:.2f}, postgres {cpu['postgres']:.2f}, "
+                  f"redis {cpu['redis-server']:.2f}; other processes "
+                  f"{result.extra['others_pct']:.0f}% of a core", flush=True)
         return runs
 
     def freshness(self) -> list[float]:
@@ -223,12 +241,19 @@ def _iso() -> str:
 
 
 def summary(runs: list[LoadResult]) -> dict[str, Any]:
+    def median_cpu(name: str) -> float:
+        return round(statistics.median(r.extra["cpu_ms"][name] for r in runs), 3)
+
     return {"requests_per_s": round(statistics.median(r.requests_per_s for r in runs), 1),
             "p50_ms": round(statistics.median(r.p50_ms for r in runs), 2),
             "p99_ms": round(statistics.median(r.p99_ms for r in runs), 2),
             "errors": sum(r.bad + r.socket_errors for r in runs),
+            "cpu_ms_per_request": {name: median_cpu(name) for name in
+                                   ("gunicorn", "postgres", "redis-server")},
+            "others_pct_of_a_core": round(statistics.median(r.extra["others_pct"]
+                                                            for r in runs), 1),
             "runs": [{"requests_per_s": round(r.requests_per_s, 1), "p50_ms": r.p50_ms,
-                      "p99_ms": r.p99_ms, "codes": r.codes} for r in runs]}
+                      "p99_ms": r.p99_ms, "codes": r.codes, **r.extra} for r in runs]}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -311,19 +336,21 @@ def run(args: argparse.Namespace, procs: Processes, service_env: dict[str, str],
 def report_print(report: dict[str, Any]) -> None:
     phases = report["phases"]
     ceiling = phases.get("ceiling", {}).get("requests_per_s")
-    print("\nphase      req/s    p50 ms   p99 ms   errors   vs ceiling   target")
+    print("\nphase      req/s    p50 ms   p99 ms   errors   vs ceiling   server CPU ms/req"
+          "   target")
     for name in ("ceiling", "cached", "uncached"):
         if name not in phases:
             continue
         p = phases[name]
         share = f"{p['requests_per_s'] / ceiling:.0%}" if ceiling else "-"
+        cpu = sum(p["cpu_ms_per_request"].values())
         target = TARGETS.get(name)
         goal = "" if target is None else (
             f">= {target[0]:,} req/s, p99 <= {target[1]:g} ms: " +
             ("met" if p["requests_per_s"] >= target[0] and p["p99_ms"] <= target[1]
              else "NOT met"))
         print(f"{name:<9}{p['requests_per_s']:>8,.0f}{p['p50_ms']:>10.1f}{p['p99_ms']:>9.1f}"
-              f"{p['errors']:>9}{share:>13}   {goal}")
+              f"{p['errors']:>9}{share:>13}{cpu:>20.2f}   {goal}")
     if "fresh" in phases:
         f = phases["fresh"]
         print(f"\nfreshness ({f['trials']} views): p50 {f['p50_s']:.3f} s, p95 {f['p95_s']:.3f} s,"

@@ -3,9 +3,10 @@
 Answers of one subject live in one Redis hash (one field per placement and query), so new
 events of that subject drop them all with one DEL. Each answer carries the site's
 generation; a new model version, a catalog change or a takedown bumps the generation and
-so retires every answer of the site at once. A read is one round trip (the generation and
-the answer in one pipeline). Without Redis (the embedded default) the same contract runs
-on Django's cache, with a generation per subject too.
+so retires every answer of the site at once. A read is one command (a Lua script: the
+generation, the answer, and the public endpoints' throttle counters). Without Redis (the
+embedded default) the same contract runs on Django's cache, with a generation per subject
+too.
 """
 
 import time
@@ -13,9 +14,27 @@ from collections.abc import Collection, Sequence
 
 from django.core.cache import cache
 
+# One command for a read: the throttle counters (INCR, EXPIRE on the window's first), the
+# site's generation and the answer. KEYS: the counters, the generation, the answers' hash;
+# ARGV: the number of counters, each counter's lifetime, the answer's field ("" for none).
+_READ = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local count = redis.call('INCR', KEYS[i])
+  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[i + 1]) end
+  out[i] = count
+end
+out[n + 1] = redis.call('GET', KEYS[n + 1])
+if ARGV[n + 2] ~= '' then out[n + 2] = redis.call('HGET', KEYS[n + 2], ARGV[n + 2]) end
+return out
+"""
+
 
 class AnswerCache:
     """Redis-backed when the cache is Redis, else Django's cache API."""
+
+    _read_script = None
 
     def _redis(self):
         client = getattr(cache, "_cache", None)
@@ -60,17 +79,15 @@ class AnswerCache:
         """
         redis = self._redis()
         if redis is not None:
-            with redis.pipeline(transaction=False) as pipe:
-                for key, seconds in counters:
-                    pipe.incr(key)
-                    pipe.expire(key, seconds)
-                pipe.get(self._key("gen", site_id))
-                if field is not None:
-                    pipe.hget(self._key("ans", site_id, subject), field)
-                replies = pipe.execute()
-            counts = [int(value) for value in replies[: 2 * len(counters): 2]]
-            generation = int(replies[2 * len(counters)] or 0)
-            stored = replies[-1] if field is not None else None
+            if self._read_script is None or self._read_script.registered_client is not redis:
+                self._read_script = redis.register_script(_READ)
+            keys = [key for key, _ in counters] + [self._key("gen", site_id),
+                                                   self._key("ans", site_id, subject)]
+            replies = self._read_script(keys=keys, args=[
+                len(counters), *(seconds for _, seconds in counters), field or ""])
+            counts = [int(value) for value in replies[: len(counters)]]
+            generation = int(replies[len(counters)] or 0)
+            stored = replies[len(counters) + 1] if field is not None else None
             return generation, _fresh(stored, generation), counts
         if counters:
             raise ValueError("counters need the Redis cache")

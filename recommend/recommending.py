@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from recommend import selectors
-from recommend.algorithms.knn import neighbour_scores
+from recommend.algorithms.knn import neighbour_scores, query_weights_of
 from recommend.algorithms.sparse import top_n_sparse_row
 from recommend.caching import answer_cache
 from recommend.catalog import Catalog, CatalogItem, catalog_get
@@ -40,8 +40,8 @@ STRATEGY_WEIGHTS = {"knn": {"knn": 1.0}, "content": {"content": 1.0},
                     "session": {"session": 1.0}, "popularity": {"popularity": 1.0}}
 FALLBACKS = ("segment_popular", "trending", "popular")
 HISTORY_LAST = 5  # items of the session ("because you viewed")
-BLEND_KEEP = 120  # blended candidates kept per request (four pools)
-CONTENT_LAST = 10  # the latest items that make a visitor's content profile
+BLEND_KEEP = 60  # blended candidates kept per request (more when rules filter many out)
+CONTENT_LAST = 5  # the latest items that make a visitor's content profile
 
 
 # --- what a placement does --------------------------------------------------------------
@@ -515,8 +515,9 @@ class _Ranking:
             if name == "session":
                 if recent_idx and self.knn is not None:
                     session_items, session_weights = _session_weights(recent_idx)
-                    found[name] = _best(*neighbour_scores(self.knn.similarity_, session_items,
-                                                          session_weights), want, banned)
+                    found[name] = _best(*_neighbour_scores(self.knn.similarity_,
+                                                           session_items, session_weights),
+                                        want, banned)
             elif name == "popularity" and name in model.models_:
                 popular = model.models_[name]
                 ranking = popular.ranking_[: want + len(self.excluded)]
@@ -526,6 +527,11 @@ class _Ranking:
                 latest, latest_weights = _summed(known[-CONTENT_LAST:])
                 found[name] = _best(*model.models_[name]._scores_one(latest, latest_weights),
                                     want, banned)
+            elif name == "knn" and name in model.models_ and items.size:
+                knn = model.models_[name]
+                found[name] = _best(*_neighbour_scores(
+                    knn.similarity_, items, query_weights_of(item_weights, knn.query)),
+                    want, banned)
             elif name in model.models_ and items.size:
                 found[name] = _best(*model.models_[name]._scores_one(items, item_weights),
                                     want, banned)
@@ -567,8 +573,9 @@ class _Ranking:
         order = np.lexsort((-all_parts, inverse))  # per item, its largest share first
         first = order[np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]]
         leaders = which[first]
-        if unique.size > BLEND_KEEP:  # only the best can reach a list
-            best = np.argpartition(-totals, BLEND_KEEP - 1)[:BLEND_KEEP]
+        keep = BLEND_KEEP if not self._filtering() else 5 * BLEND_KEEP
+        if unique.size > keep:  # only the best can reach a list
+            best = np.argpartition(-totals, keep - 1)[:keep]
             unique, totals, leaders = unique[best], totals[best], leaders[best]
         item_ids = loaded.item_ids
         for index, total, leader in zip(unique.tolist(), totals.tolist(), leaders.tolist(),
@@ -604,6 +611,14 @@ class _Ranking:
                                                     segment=segment_id), ref=segment["name"])
         elif kind in ("trending", "popular"):
             self.add_list(kind, ranked_list(site_id=self.site.pk, kind=kind))
+
+    def _filtering(self) -> bool:
+        """Whether rules beyond exclusions may drop many candidates."""
+        config = self.config
+        return bool(self.request.filter is not None or config.include_categories or
+                    config.exclude_categories or config.price_min is not None or
+                    config.price_max is not None or any(
+                        rule.factor is None for rule in config.context_rules))
 
     def limit_hint(self) -> int:
         return self.request.limit or self.config.limit
@@ -775,6 +790,24 @@ def _best(ids: np.ndarray, scores: np.ndarray, n: int, banned: np.ndarray | None
         keep = ~banned[ids]
         ids, scores = ids[keep], scores[keep]
     return top_n_sparse_row(ids, scores, n)
+
+
+def _neighbour_scores(similarity: Any, items: np.ndarray, weights: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``neighbour_scores`` (the weighted sum of the items' neighbour rows), summed into a
+    dense array when the catalog is small next to the neighbours read (no sort then)."""
+    indptr = similarity.indptr
+    lengths = indptr[items + 1] - indptr[items]
+    total = int(lengths.sum())
+    n_items = similarity.shape[1]
+    if total == 0 or n_items > 20 * total:
+        return neighbour_scores(similarity, items, weights)
+    starts = indptr[items]
+    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    summed = np.bincount(similarity.indices[positions], minlength=n_items,
+                         weights=similarity.data[positions] * np.repeat(weights, lengths))
+    ids = np.flatnonzero(summed)
+    return ids.astype(np.int32), summed[ids].astype(np.float32)
 
 
 def _session_weights(recent: list[int], *, decay: float = 0.5

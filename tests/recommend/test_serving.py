@@ -251,3 +251,21 @@ def test_the_content_strategy_explains_by_category(site, trained):
     rec = serve(site, "content")
     assert rec.items and rec.items[0].reason.kind == "category_affinity"
     assert rec.items[0].reason.text == "Similar to blankets items you like"
+
+
+def test_dense_neighbour_sums_equal_the_sparse_ones():
+    import numpy as np
+    from scipy import sparse
+
+    from recommend.algorithms.knn import neighbour_scores
+    from recommend.recommending import _neighbour_scores
+
+    rng = np.random.default_rng(3)
+    similarity = sparse.random(300, 300, density=0.1, format="csr", random_state=3,
+                               dtype=np.float32)
+    items = np.array([3, 17, 250])
+    weights = rng.random(3).astype(np.float32)
+    dense_ids, dense = _neighbour_scores(similarity, items, weights)
+    ids, scores = neighbour_scores(similarity, items, weights)
+    keep = scores > 0
+    assert np.array_equal(dense_ids, ids[keep]) and np.allclose(dense, scores[keep])
