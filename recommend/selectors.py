@@ -149,13 +149,27 @@ def subject_serving_rows(*, site_id: int, subjects: list[str], since: datetime,
         f"WHERE site_id = %s AND subject IN ({who}) AND EXISTS (SELECT 1 FROM allowed) "
         "UNION ALL SELECT 2, '', '', NULL FROM allowed")
     params = [*allowed_params, site_id, *subjects, since, *names, limit, site_id, *subjects]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    rows = _fetchall_prepared(sql, params)
     events = [(item, name, _aware(ts)) for part, item, name, ts in rows if part == 0]
     events.sort(key=lambda row: row[2], reverse=True)  # already in order: linear
     return ServingRows(consented=any(part == 2 for part, *_ in rows), events=events,
                        dismissed=[item for part, item, *_ in rows if part == 1])
+
+
+def _fetchall_prepared(sql: str, params: list) -> list[tuple]:
+    """Rows of a statement; on PostgreSQL bound on the server and prepared once per
+    connection (Django's cursors bind on the client: the text is parsed and planned on
+    every call)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall()
 
 
 def _aware(value: object) -> datetime:
