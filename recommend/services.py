@@ -22,7 +22,7 @@ from recommend.conf import recommend_settings
 from recommend.datasets import Dataset
 from recommend.evaluation import split_last_fraction_per_user
 from recommend.experiments import thompson_weights
-from recommend.models import Experiment, ModelVersion
+from recommend.models import Attribution, Dismissal, Experiment, ModelVersion
 from recommend.selectors import TrainingData, training_data_read
 from tracking.models import Site
 
@@ -235,3 +235,12 @@ def experiment_rebalance(*, experiment: Experiment) -> dict[str, float]:
     experiment.bandit_updated_at = timezone.now()
     experiment.save(update_fields=["bandit_weights", "bandit_updated_at"])
     return shares
+
+
+def subjects_erase(*, site: Site, subjects: list[str]) -> dict[str, int]:
+    """Erase what recommend keeps of these subjects: their dismissals, their cached answers,
+    and their hash on attribution rows (kept without it, so the reports' counts hold)."""
+    dismissals, _ = Dismissal.objects.filter(site=site, subject__in=subjects).delete()
+    attributed = Attribution.objects.filter(site=site, subject__in=subjects).update(subject="")
+    transaction.on_commit(lambda: answer_cache.subjects_invalidate(site.pk, set(subjects)))
+    return {"dismissals": dismissals, "attributions_anonymised": attributed}

@@ -132,3 +132,21 @@ def test_holdout_gets_the_plain_popular_list(site, trained):
     rec = shown_list(site)
     assert rec.variant == "holdout"
     assert {entry.reason.kind for entry in rec.items} == {"popular"}
+
+
+def test_erasing_a_subject_keeps_the_counts_without_them(site, trained, consented_api,
+                                                         deliver):
+    rec = shown_list(site)
+    items = [entry.item_id for entry in rec.items]
+    assert deliver(consented_api.collect, journey(rec.token, items)).status_code == 202
+    subject = subject_hash(site=site, kind="a", raw_id=ANON)
+    from django.utils import timezone
+
+    from recommend.models import Dismissal
+
+    Dismissal.objects.create(site=site, subject=subject, item_id="x", created_at=timezone.now())
+    erased = services.subjects_erase(site=site, subjects=[subject])
+    assert erased == {"dismissals": 1, "attributions_anonymised": 4}
+    assert not Attribution.objects.filter(subject=subject).exists()
+    (row,) = attribution_report(site_id=site.pk)
+    assert (row.impressions, row.clicks, row.add_to_cart, row.purchases) == (1, 1, 1, 1)
