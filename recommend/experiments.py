@@ -136,7 +136,7 @@ def experiment_analyse(arms: Sequence[Mapping], *, min_impressions: int) -> Expe
         low, high = wilson_interval(clicks, n)
         conv_low, conv_high = wilson_interval(min(conversions, n), n)
         z = p = beats = None
-        if control is not None and arm is not control:
+        if control is not None and arm is not control and n and control["impressions"]:
             z, p = two_proportion_z(control["clicks"], control["impressions"], clicks, n)
             beats = prob_beats((control["clicks"], control["impressions"]), (clicks, n))
         results.append(ArmResult(

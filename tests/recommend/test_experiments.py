@@ -83,3 +83,12 @@ def test_results_warn_while_the_sample_is_small():
     assert control.z is None and knn.p_value is not None and 0 < knn.prob_beats_control < 1
     assert knn.ctr == pytest.approx(20 / 310) and knn.ctr_low < knn.ctr < knn.ctr_high
     assert experiment_analyse(arms, min_impressions=100).warnings == []
+
+
+def test_an_arm_without_impressions_has_no_test_figures():
+    arms = [{"name": "control", "is_control": True, "is_holdout": False, "impressions": 50,
+             "clicks": 5, "conversions": 0, "revenue": 0.0},
+            {"name": "new", "is_control": False, "is_holdout": False, "impressions": 0,
+             "clicks": 0, "conversions": 0, "revenue": 0.0}]
+    new = experiment_analyse(arms, min_impressions=10).arms[1]
+    assert new.z is None and new.p_value is None and new.prob_beats_control is None
