@@ -10,13 +10,28 @@
  * Each container is filled from GET /recommendations for the visitor of the tracker (its
  * rs_aid id; none: a list that reads nothing of the visitor), with the data attributes the
  * tracker reads for impressions and clicks. Item texts are set as text, never as HTML.
- * The x on an item sends not_interested through the tracker and removes the item.
+ * The x on an item sends not_interested through the tracker and removes the item. The
+ * stylesheet widget.css beside the script is added to the page (data-css="" leaves it out,
+ * data-css="url" names another).
  */
 (function () {
   'use strict';
   var script = document.currentScript || {};
   var options = script.dataset || {};
   var endpoint = (options.endpoint || '/api/v1').replace(/\/$/, '');
+
+  // The widget's stylesheet beside this script, once (data-css="" leaves it out).
+  function stylesheet() {
+    var href = options.css != null ? options.css
+      : (script.src || '').replace(/widget\.js(\?.*)?$/, 'widget.css');
+    if (!href) return;
+    var link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = href;
+    var present = [].some.call(document.querySelectorAll('link[rel=stylesheet]'),
+      function (other) { return other.href == link.href; });
+    if (!present) document.head.appendChild(link);
+  }
 
   function visitor() {
     var found = document.cookie.match('(?:^|; )rs_aid=([^;]*)');
@@ -98,7 +113,9 @@
   }
 
   function scan() {
-    document.querySelectorAll('[data-recsite-widget]').forEach(fill);
+    var containers = document.querySelectorAll('[data-recsite-widget]');
+    if (containers.length) stylesheet();
+    containers.forEach(fill);
   }
 
   document.addEventListener('click', function (event) {

@@ -13,6 +13,7 @@ from recommend.tokens import token_read
 from tests.conftest import wait_for
 from tracking.importers import events_import
 from tracking.models import Event, Site
+from tracking.selectors import outcome_totals
 from tracking.services import site_create, subject_hash
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,6 +58,9 @@ def test_browse_watch_recommendations_change_click_one_and_add_it_to_the_cart(
         assert wait_for(lambda n=n: Event.objects.filter(site=demo_site, subject=subject,
                                                          name="view_item").count() == n,
                         timeout=15), f"view {n} not stored"
+        # A person's pace: more than 10 events within a second mark a bot, whose events
+        # are dropped (page views, impressions, scrolls and dwell add up quickly).
+        page.wait_for_timeout(1000)
     viewed = {href.rstrip("/").rsplit("/", 1)[1] for href in products}
 
     page.goto(f"{live_server.url}/shop/")
@@ -77,6 +81,7 @@ def test_browse_watch_recommendations_change_click_one_and_add_it_to_the_cart(
     assert clicked not in viewed
     first.click()
     page.wait_for_url(f"**/shop/p/{clicked}/")
+    page.wait_for_timeout(1000)
     page.get_by_role("button", name="Add to cart").click()
     page.wait_for_selector("#added:has-text('Added')")
 
@@ -87,7 +92,7 @@ def test_browse_watch_recommendations_change_click_one_and_add_it_to_the_cart(
                 sum(r.add_to_cart for r in rows))
 
     assert wait_for(lambda: counted()[1:] == (1, 1) and counted()[0] >= 1, timeout=20), \
-        counted()
+        (counted(), outcome_totals(site=demo_site))
     clicks = Event.objects.filter(site=demo_site, subject=subject, name="select_item")
     assert [e.item_id for e in clicks] == [clicked]
     cart = Event.objects.get(site=demo_site, subject=subject, name="add_to_cart")
@@ -100,6 +105,8 @@ def test_browse_watch_recommendations_change_click_one_and_add_it_to_the_cart(
     shown = js_widget.locator("[data-recsite-item]").evaluate_all(
         "links => links.map(a => a.dataset.recsiteItem)")
     assert shown and clicked not in shown
+    # widget.js brought its stylesheet: the list is the responsive grid.
+    assert js_widget.locator("ul").evaluate("el => getComputedStyle(el).display") == "grid"
     assert token_read(js_widget.get_attribute("data-rec-token")).subject == subject[:16]
     # Not interested: the item goes from the page, and from every later list.
     page.locator(f"[data-recsite-dismiss='{shown[0]}']").click()
