@@ -1007,7 +1007,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="pending batches of phase A that phase W drains in each run")
     p.add_argument("--hello-seconds", type=float, default=5,
                    help="load time of each run of the hello calibration")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    p.add_argument("--workers", type=int, default=4,
+                   help="gunicorn worker processes (gunicorn advises 2-4 per core; a sync "
+                        "worker waits on each commit)")
     p.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     p.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     p.add_argument("--wrk-threads", type=int, default=1)
