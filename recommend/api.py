@@ -8,7 +8,6 @@ only their browser knows); a user id needs the secret key.
 import time
 from typing import Any
 
-import orjson
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -30,6 +29,7 @@ from recommend.params import (
 from recommend.recommending import RecRequest, answer_cached, recommendations_answer
 from recommend.selectors import user_alias_subjects
 from recommend.throttling import counters_for, counts_check
+from tracking.api import LeanApiView
 from tracking.authentication import site_for_public_key, site_for_secret_key
 from tracking.errors import ApiError, EnvelopeInvalid, Malformed, OriginNotAllowed
 from tracking.models import Site
@@ -86,7 +86,7 @@ def _invalid(error: ParamInvalid | ItemInvalid) -> EnvelopeInvalid:
     return EnvelopeInvalid(error.field, error.detail)
 
 
-class _LeanApi(APIView):
+class _LeanApi(LeanApiView):
     """GET without DRF's request wrapper and negotiation (they cost as much as a cached
     answer); the same throttles, JSON errors and schema. ``get`` returns JSON bytes."""
 
@@ -110,15 +110,7 @@ class _LeanApi(APIView):
             body = self.get(request, *args, **kwargs)
             return HttpResponse(body, content_type="application/json")
         except Exception as exc:  # DRF's handler answers API errors and re-raises the rest
-            response = self.handle_exception(exc)
-        headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
-        return HttpResponse(orjson.dumps(response.data), status=response.status_code,
-                            content_type="application/json", headers=headers)
-
-    def raise_uncaught_exception(self, exc: Exception) -> None:
-        if isinstance(self.request, Request):
-            super().raise_uncaught_exception(exc)
-        raise exc
+            return self.error_response(exc)
 
     def _throttle(self, request: HttpRequest, throttle: FixedWindowThrottle) -> None:
         if not throttle.allow_request(request, self):

@@ -29,7 +29,24 @@ _ERRORS = {
 }
 
 
-class _SiteApi(APIView):
+class LeanApiView(APIView):
+    """Helpers for views whose hot method skips DRF's dispatch: errors as DRF answers them."""
+
+    def error_response(self, exc: Exception) -> HttpResponse:
+        """DRF's exception handler's answer, as JSON (anything it does not answer re-raises)."""
+        response = self.handle_exception(exc)
+        headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
+        return HttpResponse(orjson.dumps(response.data, option=orjson.OPT_UTC_Z),
+                            status=response.status_code, content_type="application/json",
+                            headers=headers)
+
+    def raise_uncaught_exception(self, exc: Exception) -> None:
+        if isinstance(self.request, Request):
+            super().raise_uncaught_exception(exc)
+        raise exc
+
+
+class _SiteApi(LeanApiView):
     """A POST endpoint taking one JSON object, with a lean dispatch.
 
     DRF's dispatch (request wrapper, content negotiation, renderer) costs as
@@ -54,16 +71,9 @@ class _SiteApi(APIView):
             request.data = self.parse(request)
             response = self.post(request, *args, **kwargs)
         except Exception as exc:  # DRF's handler answers API errors and re-raises the rest
-            response = self.handle_exception(exc)
-        headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
+            return self.error_response(exc)
         return HttpResponse(orjson.dumps(response.data, option=orjson.OPT_UTC_Z),
-                            status=response.status_code, content_type="application/json",
-                            headers=headers)
-
-    def raise_uncaught_exception(self, exc: Exception) -> None:
-        if isinstance(self.request, Request):
-            super().raise_uncaught_exception(exc)
-        raise exc
+                            status=response.status_code, content_type="application/json")
 
     def parse(self, request: HttpRequest) -> Any:
         """The body, parsed by the parser for its media type (415 for any other type)."""
