@@ -276,6 +276,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=None,
                         help="a random subset of the generated events (quick runs)")
     parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     args = parser.parse_args()
 
     from devtools import services
@@ -290,9 +291,9 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         report = run(args)
     print_report(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2))
-    print(f"\nwritten to {RESULTS}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"\nwritten to {args.json}")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

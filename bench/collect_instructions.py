@@ -19,13 +19,15 @@ collect      POST /api/v1/collect as deployed: consent required and checked,
              both throttles counting.
 collect-bare the same without the consent check and the throttles.
 
-Takes about 10 minutes (valgrind runs Python some 50x slower).
+Takes about 10 minutes (valgrind runs Python some 50x slower). Writes the counts to
+bench/results/instructions.json (or ``--json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import random
 import re
@@ -41,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 CASES = ("hello", "collect", "collect-bare")
+RESULTS = ROOT / "bench" / "results" / "instructions.json"
 BODIES_SEED = 7
 
 
@@ -126,17 +129,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--small", type=int, default=40, help="requests in the first run")
     parser.add_argument("--large", type=int, default=140, help="requests in the second run")
     parser.add_argument("--cases", default=",".join(CASES), help="comma separated")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind not found: sudo apt-get install -y valgrind")
     extra = args.large - args.small
     print(f"instructions per request: (run of {args.large} - run of {args.small}) / {extra}")
+    cases = {}
     with tempfile.TemporaryDirectory(prefix="recsite-callgrind-") as tmp:
         for case in args.cases.split(","):
             small = instructions(case, args.small, args.large, Path(tmp))
             large = instructions(case, args.large, args.large, Path(tmp))
+            cases[case] = {"small_run": small, "large_run": large,
+                           "per_request": (large - small) / extra}
             print(f"{case:<14}{(large - small) / extra / 1e6:8.2f} M instructions per request",
                   flush=True)
+    version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"small": args.small, "large": args.large, "cases": cases,
+                                     "valgrind": version.strip()}, indent=2) + "\n")
+    print(f"written: {args.json}")
     return 0
 
 

@@ -987,7 +987,6 @@ def print_table(report: dict[str, Any]) -> None:
         if s:
             print(f"CPU % of one core ({phase}, 200 = both cores): {s['cpu_pct']}")
     print("=" * 100)
-    print(f"written: {RESULTS.relative_to(ROOT)}")
 
 
 # --- main -------------------------------------------------------------------
@@ -1037,6 +1036,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="a site that does not require consent (skips the consent check)")
     p.add_argument("--no-throttles", action="store_true",
                    help="switch both throttles off (by default they count every request)")
+    p.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     return p.parse_args(argv)
 
 
@@ -1185,9 +1185,10 @@ def run(args: argparse.Namespace, phases: list[str], procs: Processes,
             report["backlog_verdict"][phase] = "GROWING" if growing else "steady"
     report["targets"] = targets(report)
     report["wall_seconds"] = round(time.monotonic() - started)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_table(report)
+    print(f"written: {args.json}")
     print(f"wall time {report['wall_seconds']} s")
     return 0
 

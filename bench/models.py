@@ -231,6 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="recsite model benchmark")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     parser.add_argument("--child-fit", choices=("ours", "implicit_bm25"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="implicit")
@@ -250,9 +251,9 @@ def main() -> None:
     results["fit_time"] = fit_times(args.repeat)
     results["scale"] = scale(args.repeat)
     results["latency"] = latency()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, default=float) + "\n")
-    print(f"\nwrote {RESULTS}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -372,6 +372,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--subjects", type=int, default=2000, help="visitors in the load")
     p.add_argument("--trials", type=int, default=30, help="freshness trials")
     p.add_argument("--phases", default="ceiling,cached,uncached,fresh")
+    p.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     return p.parse_args(argv)
 
 
@@ -398,9 +399,9 @@ def main(argv: list[str]) -> int:
         print("\ninterrupted; everything started was stopped", file=sys.stderr)
         return 130
     report_print(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"\nwritten to {args.json}")
     return 0
 
 

@@ -16,6 +16,7 @@ variant it prints medians of the load event (ms from navigation start), the main
 thread's script time and task time (Chrome's Performance.getMetrics ScriptDuration /
 TaskDuration, at the load event plus 50 ms), and each one's difference from its
 baseline. Debian's Chromium is used (installed with apt-get when missing, as root).
+Writes the medians to bench/results/pageload.json (or ``--json``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DIST = ROOT / "static" / "tracker" / "dist"
+RESULTS = ROOT / "bench" / "results" / "pageload.json"
 PUBLIC_KEY = "pk_live_bench"
 # name -> (page, warm cache, consent cookie, the baseline it is compared with)
 VARIANTS = {
@@ -146,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # the stub server's process
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write the figures")
     args = parser.parse_args()
     if args.serve:
         return serve(args.serve)
@@ -175,10 +178,18 @@ def main() -> None:
     finally:
         stop(server)
         shutil.rmtree(pages_dir, ignore_errors=True)
-    report(results, version, args.runs)
+    medians = report(results, version, args.runs)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "chromium": version, "runs": args.runs, "medians": medians,
+        "baselines": {variant: spec[3] for variant, spec in VARIANTS.items()},
+        "sizes": {name: (DIST / name).stat().st_size for name in sorted(os.listdir(DIST))},
+        "loadavg": os.getloadavg()}, indent=2) + "\n")
+    print(f"written: {args.json}")
 
 
-def report(results: dict[str, list[dict[str, float]]], version: str, runs: int) -> None:
+def report(results: dict[str, list[dict[str, float]]], version: str,
+           runs: int) -> dict[str, dict[str, float]]:
     sizes = {name: (DIST / name).stat().st_size for name in sorted(os.listdir(DIST))}
     print(f"Chromium {version}, {runs} runs per variant, medians; loopback stub server; "
           f"built files (bytes) {sizes}")
@@ -191,6 +202,7 @@ def report(results: dict[str, list[dict[str, float]]], version: str, runs: int) 
         print(f"{variant:<15} {row['load_ms']:8.1f} {row['load_ms'] - base['load_ms']:+6.1f} "
               f"{row['script_ms']:10.1f} {row['script_ms'] - base['script_ms']:+6.1f} "
               f"{row['task_ms']:8.1f} {row['task_ms'] - base['task_ms']:+6.1f}")
+    return medians
 
 
 if __name__ == "__main__":
