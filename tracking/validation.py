@@ -110,7 +110,10 @@ def clean_uuid(value: Any, field: str) -> str:
 
 def parse_timestamp(value: Any, field: str) -> datetime:
     """An ISO 8601 time with a zone (``Z`` or an offset), or epoch milliseconds, in UTC."""
-    return _aware_time(value, field).astimezone(UTC)
+    try:
+        return _aware_time(value, field).astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00, which is in year 0 in UTC
+        raise Invalid(field, "lies outside the years 1 to 9999 in UTC") from None
 
 
 def _aware_time(value: Any, field: str) -> datetime:
@@ -173,7 +176,7 @@ _valid_keys: set[str] = set()
 def _key_is_valid(key: str) -> bool:
     if key in _valid_keys:
         return True
-    if not KEY_RE.match(key):
+    if not KEY_RE.fullmatch(key):  # match() would let a trailing newline through
         return False
     if len(_valid_keys) < 10_000:
         _valid_keys.add(key)
@@ -302,6 +305,8 @@ def clock_offset(window: TimeWindow) -> timedelta:
     return max(-window.max_skew, min(window.max_skew, offset))
 
 
+# Keys the stored context gets from the event's other fields (tracking.processing).
+STORED_IN_CONTEXT = frozenset({"page", "params", "item", "client_session"})
 _EVENT_KEYS = frozenset({"event_id", "name", "ts", "anon_id", "user_id", "session_id", "page",
                          "context", "items", "params"})
 
@@ -318,9 +323,13 @@ def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, 
             raise Invalid(required, "is required")
     event_id = clean_uuid(value["event_id"], "event_id")
     name = value["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise Invalid("name", "must match ^[a-z][a-z0-9_]{0,39}$ (GA4 style, e.g. view_item)")
-    ts = _aware_time(value["ts"], "ts") + offset
+    try:
+        ts = _aware_time(value["ts"], "ts") + offset
+    except OverflowError:  # a time at the edge of year 1 or 9999, shifted past it
+        raise Invalid("ts", "lies outside the years 1 to 9999 after clock-skew correction") \
+            from None
     if window.latest is not None and ts > window.latest:
         raise Invalid("ts", f"lies {(ts - window.received_at)} in the future after clock-skew "
                       "correction")
@@ -346,6 +355,9 @@ def clean_event(value: Any, window: TimeWindow, offset: timedelta) -> dict[str, 
     context = value.get("context")
     context = {} if context is None else clean_free_object(context, "context",
                                                            max_keys=MAX_CONTEXT)
+    if not context.keys().isdisjoint(STORED_IN_CONTEXT):
+        raise Invalid(f"context.{min(context.keys() & STORED_IN_CONTEXT)}", "is reserved: the "
+                      "stored context holds the event's page, params, item and client_session")
     if window.latest is not None and ts > window.received_at:
         ts = window.received_at
     return {

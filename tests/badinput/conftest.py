@@ -1,0 +1,51 @@
+"""Fixtures of the bad-input suite: a site open to the fuzzers, throttles off, WSGI calls.
+
+The fuzzers send thousands of requests from one address within seconds, so the
+throttles are off here (tests/tracking covers them); the site needs no consent,
+so generated events reach validation, storage and processing rather than stopping
+at the consent check (tests/tracking covers that too).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.core import signals
+from django.db import close_old_connections, transaction
+
+from tests.conftest import ORIGIN
+from tracking.services import SiteCreated, site_create
+
+
+@pytest.fixture
+def open_site(db, settings) -> SiteCreated:
+    """A site without a consent requirement, its throttles off."""
+    settings.RECSITE = {**settings.RECSITE, "THROTTLE_IP_RATE": "off",
+                        "THROTTLE_KEY_RATE": "off"}
+    return site_create(name="Fuzzed shop", origins=[ORIGIN], require_consent=False)
+
+
+@pytest.fixture
+def wsgi_in_test_transaction() -> Iterator[None]:
+    """Let raw WSGI calls run inside the test's transaction.
+
+    Django closes the database connection at the start and end of every request
+    when it is in a transaction it did not open; its own test client switches that
+    off the same way. Schemathesis calls the WSGI application directly.
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """Run the block in a savepoint that is rolled back: each example starts from the same
+    database, and one that broke its transaction cannot spoil the next."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
