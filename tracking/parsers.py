@@ -2,10 +2,14 @@
 
 They read at most the size limit (plus one byte to notice more), answer 413
 above it whatever Content-Length claims, and turn every decoding problem,
-invalid UTF-8, lone surrogates and nesting deeper than the bound included, into
-a 400 that says where.
+invalid UTF-8 and nesting deeper than the bound included, into a 400 that says
+where. Text PostgreSQL cannot store is replaced, not refused: a NUL (``\u0000``)
+or a lone surrogate (``\ud83d`` alone: what a browser's JSON.stringify sends for
+a string cut in the middle of an emoji) reads as U+FFFD, in keys too.
 """
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -32,12 +36,58 @@ class BoundedJSONParser(BaseParser):
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:
-            raise Malformed(f"the body is not valid JSON: {error}") from None
-        if not isinstance(data, dict):
+            if "surrogate" not in str(error):
+                raise Malformed(f"the body is not valid JSON: {error}") from None
+            data = None  # lone surrogates: parsed below, once the depth is known to be bounded
+        if data is not None and not isinstance(data, dict):
             raise Malformed("the body must be a JSON object")
         if json_depth_exceeds(body, tracking_settings.MAX_DEPTH):
             raise Malformed(f"the JSON nests deeper than {tracking_settings.MAX_DEPTH} levels")
+        if data is None:
+            data = _loads_with_lone_surrogates(body)
+        elif b"\\u0000" in body:
+            data = unstorable_replaced(data)
         return data
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_replaced(value: Any) -> Any:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD in every string and key."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [unstorable_replaced(item) for item in value]
+    if isinstance(value, dict):
+        return {unstorable_replaced(key): unstorable_replaced(item)
+                for key, item in value.items()}
+    return value
+
+
+def _loads_with_lone_surrogates(body: bytes) -> dict:
+    """The JSON object in ``body``, read by Python's decoder (which keeps lone surrogates,
+    where orjson refuses them) with orjson's rules otherwise: UTF-8 only, no NaN or
+    Infinity, integers within 64 bits."""
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant,
+                          parse_int=_int64)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise Malformed(f"the body is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise Malformed("the body must be a JSON object")
+    return unstorable_replaced(data)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise ValueError(f"the integer {text[:30]} exceeds 64 bits")
+    return value
 
 
 class PlainTextJSONParser(BoundedJSONParser):
