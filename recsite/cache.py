@@ -13,6 +13,12 @@ from typing import Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What a cache call raises while the Redis server is down or unreachable. Paths that
+# must not depend on Redis (collect) catch these and go on without the cache.
+CACHE_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError)
 
 _INCR_EXISTING = """
 if redis.call('exists', KEYS[1]) == 1 then

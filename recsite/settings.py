@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view's database or cache outage answers 503 with Retry-After, not 500.
+    "recsite.middleware.ServiceUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "recsite.urls"
@@ -139,8 +141,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-# A lost message is recovered by the outbox sweeper long before this timeout.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message taken by a worker that died is delivered again after this many seconds; it
+# must exceed the longest task (training). A lost ingest message is recovered by the
+# outbox sweeper long before it (README: Faults and durability).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+}
 
 # --- Internationalisation ---------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -8,6 +8,7 @@ site named in the body (403 otherwise). sendBeacon's text/plain needs no preflig
 import time
 
 from corsheaders.signals import check_request_enabled
+from django.db import InterfaceError, OperationalError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -21,10 +22,16 @@ def allowed_origins() -> tuple[frozenset[str], bool]:
     now = time.monotonic()
     if now - float(_state["at"]) > _CACHE_SECONDS:
         origins: set[str] = set()
-        for listed in Site.objects.filter(is_active=True).values_list("allowed_origins",
-                                                                      flat=True):
-            origins.update(listed or [])
-        _state.update(at=now, origins=frozenset(origins - {"*"}), any="*" in origins)
+        try:
+            for listed in Site.objects.filter(is_active=True).values_list("allowed_origins",
+                                                                          flat=True):
+                origins.update(listed or [])
+        except (InterfaceError, OperationalError):
+            # The database is down: keep the origins last read (the view answers 503, and
+            # the browser can read that answer only with these headers); ask again in 1 s.
+            _state["at"] = now - _CACHE_SECONDS + 1.0
+        else:
+            _state.update(at=now, origins=frozenset(origins - {"*"}), any="*" in origins)
     return _state["origins"], bool(_state["any"])  # type: ignore[return-value]
 
 

@@ -18,6 +18,8 @@ def pg_fetchall(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     import psycopg
 
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    # Django's wrapper turns psycopg's errors into django.db ones and marks a broken
+    # connection, so it is closed at the end of the request rather than reused.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

@@ -1,18 +1,23 @@
 """Writes of the tracking app: sites, consent receipts, and accepting event batches."""
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from django.core.cache import cache
 from django.db import connection, transaction
+from kombu.exceptions import OperationalError
 
+from recsite.cache import CACHE_UNAVAILABLE
 from tracking.conf import tracking_settings
 from tracking.db import is_postgresql, pg_fetchall
 from tracking.errors import EnvelopeInvalid, NoConsent, PayloadTooLarge
@@ -28,6 +33,8 @@ from tracking.validation import (
     clock_offset,
     parse_timestamp,
 )
+
+logger = logging.getLogger(__name__)
 
 # --- sites ------------------------------------------------------------------
 
@@ -146,16 +153,24 @@ def consent_analytics_granted(*, site: Site, subjects: set[str]) -> set[str]:
     if not subjects:
         return set()
     keys = {subject: consent_cache_key(site.pk, subject) for subject in subjects}
-    cached = cache.get_many(keys.values())
+    try:
+        cached = cache.get_many(keys.values())
+    except CACHE_UNAVAILABLE:  # Redis is down: the database has the answer
+        return _consent_granted_read(site=site, subjects=subjects)
     granted = {subject for subject, key in keys.items() if cached.get(key) == 1}
     missing = [subject for subject, key in keys.items() if key not in cached]
     if missing:
-        found = set(ConsentRecord.objects.filter(site=site, subject__in=missing, analytics=True)
-                    .values_list("subject", flat=True))
-        for subject in missing:
-            cache.add(keys[subject], int(subject in found), timeout=CONSENT_CACHE_SECONDS)
+        found = _consent_granted_read(site=site, subjects=missing)
+        with contextlib.suppress(*CACHE_UNAVAILABLE):
+            for subject in missing:
+                cache.add(keys[subject], int(subject in found), timeout=CONSENT_CACHE_SECONDS)
         granted |= found
     return granted
+
+
+def _consent_granted_read(*, site: Site, subjects: Iterable[str]) -> set[str]:
+    return set(ConsentRecord.objects.filter(site=site, subject__in=subjects, analytics=True)
+               .values_list("subject", flat=True))
 
 
 # --- event batches ----------------------------------------------------------
@@ -197,7 +212,7 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
             raise EnvelopeInvalid(error.field, error.detail) from None
     window = TimeWindow(
         received_at=received_at, sent_at=sent_at,
-        max_future=tracking_settings.MAX_FUTURE, max_age=tracking_settings.MAX_AGE,
+        max_future=tracking_settings.MAX_FUTURE, max_age=event_max_age(site=site),
         max_skew=tracking_settings.MAX_CLOCK_SKEW,
     )
     cleaned, rejected = events_clean(site=site, events=events, window=window)
@@ -225,6 +240,15 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
     result.batch_id = raw_batch_insert(batch=batch)
     outbox_signal()
     return result
+
+
+def event_max_age(*, site: Site) -> timedelta:
+    """How old an arriving event may be: MAX_AGE, and never past the site's retention.
+
+    An event older than the retention would be purged at once, and its original
+    (if this is a replay) already has been: refusing it keeps dedupe total.
+    """
+    return min(tracking_settings.MAX_AGE, timedelta(days=site.retention_days))
 
 
 def events_serialize(*, cleaned: list[tuple[int, dict[str, Any]]]
@@ -324,12 +348,28 @@ def outbox_signal() -> None:
     now = time.monotonic()
     if now - _flag_seen_at < FLAG_MEMO_SECONDS:
         return
-    if cache.add(PENDING_FLAG, time.time(), timeout=60):
-        from tracking.tasks import process_outbox  # tasks call services, not the other way
-
-        transaction.on_commit(lambda: process_outbox.apply_async())
+    try:
+        added = cache.add(PENDING_FLAG, time.time(), timeout=60)
+    except CACHE_UNAVAILABLE:  # Redis is down: the batch waits in the outbox for the sweeper
+        logger.warning("outbox: the cache is unavailable; the sweeper will enqueue the drain")
+        _flag_seen_at = now  # and this process asks again only after the memo's time
+        return
+    if added:
+        transaction.on_commit(_drain_enqueue)
     else:
         _flag_seen_at = now
+
+
+def _drain_enqueue() -> None:
+    """Send the drain task; if the broker is down, forget the flag so a later batch retries."""
+    from tracking.tasks import process_outbox  # tasks call services, not the other way
+
+    try:
+        process_outbox.apply_async()
+    except (*CACHE_UNAVAILABLE, OperationalError):
+        logger.warning("outbox: the broker is unavailable; the sweeper will enqueue the drain")
+        with contextlib.suppress(*CACHE_UNAVAILABLE):
+            cache.delete(PENDING_FLAG)
 
 
 def outbox_pending_clear() -> None:

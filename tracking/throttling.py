@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.cache import cache as default_cache
 from rest_framework.throttling import SimpleRateThrottle
 
+from recsite.cache import CACHE_UNAVAILABLE
 from tracking.conf import tracking_settings
 
 
@@ -34,11 +35,18 @@ class FixedWindowThrottle(SimpleRateThrottle):
         window = int(now // self.duration)
         self.window_end = (window + 1) * self.duration
         key = f"{self.key}:{window}"
-        try:  # one round trip once the window's counter exists
-            count = self.cache.incr(key)
-        except ValueError:  # the window's first request (or a race with another one)
-            count = 1 if self.cache.add(key, 1, timeout=self.duration + 1) else self.cache.incr(key)
+        try:
+            count = self.count(key)
+        except CACHE_UNAVAILABLE:
+            return True  # open while Redis is down: collecting matters more than limiting
         return count <= self.num_requests
+
+    def count(self, key: str) -> int:
+        """This window's requests so far, this one included."""
+        try:  # one round trip once the window's counter exists
+            return self.cache.incr(key)
+        except ValueError:  # the window's first request (or a race with another one)
+            return 1 if self.cache.add(key, 1, timeout=self.duration + 1) else self.cache.incr(key)
 
     def wait(self) -> float:
         return max(0.0, self.window_end - self.timer())
