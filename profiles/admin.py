@@ -25,6 +25,7 @@ from profiles.selectors import (
 )
 from profiles.state import affinity_normalized
 from tracking.models import Site
+from tracking.privacy.adminkit import PersonalDataAdmin
 from tracking.services import subject_hash
 
 
@@ -42,7 +43,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Profile)
-class ProfileAdmin(ReadOnlyAdmin):
+class ProfileAdmin(PersonalDataAdmin, ReadOnlyAdmin):
     list_display = ("short_subject", "site", "identified", "events", "sessions", "purchases",
                     "monetary", "rfm_segment", "stage", "last_seen")
     list_filter = ("site", "stage", "rfm_segment", "identified")
@@ -212,7 +213,7 @@ class SegmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyAdmin):
+class MembershipAdmin(PersonalDataAdmin, ReadOnlyAdmin):
     list_display = ("subject", "segment", "site", "since", "until")
     list_filter = ("site", "segment", ("until", admin.EmptyFieldListFilter))
     search_fields = ("subject",)
@@ -220,7 +221,8 @@ class MembershipAdmin(ReadOnlyAdmin):
 
 
 @admin.register(IdentityLink)
-class IdentityLinkAdmin(ReadOnlyAdmin):
+class IdentityLinkAdmin(PersonalDataAdmin, ReadOnlyAdmin):
+    subject_fields = ("anon_subject", "user_subject")
     list_display = ("anon_subject", "user_subject", "site", "day", "created_at")
     list_filter = ("site",)
     search_fields = ("anon_subject", "user_subject")

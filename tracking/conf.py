@@ -5,6 +5,7 @@ Each property reads ``settings.RECSITE[NAME]`` (the environment variable
 """
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -94,6 +95,44 @@ class TrackingSettings:
     def RAW_RETENTION_HOURS(self) -> int:
         """Processed raw batches are deleted after this many hours."""
         return _get("RAW_RETENTION_HOURS", 72)
+
+    # --- privacy: exports, erasure, retention ------------------------------------------
+
+    @property
+    def EXPORT_DIR(self) -> Path:
+        """Where data subject exports are written (one file per request)."""
+        return Path(_get("EXPORT_DIR", settings.DATA_DIR / "exports"))
+
+    @property
+    def EXPORT_ZIP_BYTES(self) -> int:
+        """An export whose JSON is larger than this is delivered as a ZIP."""
+        return _get("EXPORT_ZIP_BYTES", 1024 * 1024)
+
+    @property
+    def EXPORT_KEEP_HOURS(self) -> int:
+        """An export file is deleted this long after it was made (it holds personal data)."""
+        return _get("EXPORT_KEEP_HOURS", 7 * 24)
+
+    @property
+    def EXPORT_WAIT_SECONDS(self) -> float:
+        """How long GET .../export waits for its task before answering 202 (poll again)."""
+        return float(_get("EXPORT_WAIT_SECONDS", 3))
+
+    @property
+    def ERASURE_RETRAIN_SECONDS(self) -> int:
+        """An erasure schedules a new model version this many seconds later (erasures in
+        between share it), so no model version trained after that has the subject in it."""
+        return _get("ERASURE_RETRAIN_SECONDS", 900)
+
+    @property
+    def RETENTION_CHUNK_ROWS(self) -> int:
+        """Rows deleted per statement by the retention purge."""
+        return _get("RETENTION_CHUNK_ROWS", 5000)
+
+    @property
+    def RETENTION_MAX_CHUNKS(self) -> int:
+        """Chunks one retention task deletes before handing the rest to a new task."""
+        return _get("RETENTION_MAX_CHUNKS", 50)
 
 
 def _rate(value: str | None) -> str | None:

@@ -208,3 +208,123 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.external_id
+
+
+# --- privacy: banner texts, key history, data subject requests, the audit log ----------
+
+
+class BannerVersion(models.Model):
+    """The texts a consent banner version showed: what a receipt's banner_version means."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="banner_versions")
+    version = models.CharField(max_length=64)
+    language = models.CharField(max_length=16, blank=True)
+    texts = models.JSONField(help_text="The banner's texts as shown (title, text, buttons...).")
+    first_shown_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["site", "version", "language"],
+                                    name="banner_version_unique")
+        ]
+        ordering = ["site", "-first_shown_at"]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.language or 'default'})"
+
+
+class PreviousSubjectKey(models.Model):
+    """A retired subject-hash key, kept so erasure and export still find rows hashed with it.
+
+    It is deleted once the site's retention has passed since it was retired: the rows
+    hashed with it can then no longer be linked to anyone's id.
+    """
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="previous_keys")
+    key = models.CharField(max_length=64, editable=False)
+    retired_at = models.DateTimeField()
+    forget_after = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-retired_at"]
+
+    def __str__(self) -> str:
+        return f"key retired {self.retired_at:%Y-%m-%d}"
+
+
+class DataSubjectRequest(models.Model):
+    """An erasure or export of one data subject: the workflow row and, when done, the proof.
+
+    Only the subject's keyed hash is stored, and an erasure blanks it once done: what
+    remains is the request id, who asked, the times and the rows deleted per table.
+    """
+
+    class Kind(models.TextChoices):
+        ERASE = "erase"
+        EXPORT = "export"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"
+
+    class IdType(models.TextChoices):
+        USER = "user", "user id"
+        ANON = "anon", "anon id"
+
+    request_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="subject_requests")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    id_type = models.CharField(max_length=4, choices=IdType.choices)
+    subject = models.CharField(max_length=32, blank=True, db_index=True,
+                               help_text="The keyed hash of the id (blank once erased).")
+    older_subjects = models.TextField(
+        blank=True, help_text="The id's hashes under the site's retired keys, space-separated.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.CharField(max_length=200)
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True,
+                              help_text="Rows deleted (erase) or exported (export) per table.")
+    error = models.TextField(blank=True)
+    export_file = models.CharField(max_length=300, blank=True, help_text="Under EXPORT_DIR.")
+    export_bytes = models.BigIntegerField(null=True, blank=True)
+    export_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        verbose_name = "data subject request"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.request_id} ({self.status})"
+
+
+class PersonalDataAccess(models.Model):
+    """The audit log: who viewed or acted on personal data, when, and on what.
+
+    Append-only on PostgreSQL (a trigger refuses UPDATE and DELETE); an erasure may
+    only blank the subject hash of its entries.
+    """
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=200, help_text="staff username, api:<key hint> or shell")
+    action = models.CharField(max_length=40)
+    target = models.CharField(max_length=100, help_text="The model or endpoint concerned.")
+    object_id = models.CharField(max_length=64, blank=True)
+    # No constraint and no cascade: deleting a site leaves its log entries as they are.
+    site = models.ForeignKey(Site, on_delete=models.DO_NOTHING, null=True, blank=True,
+                             related_name="+", db_constraint=False)
+    subject = models.CharField(max_length=32, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = "personal data access"
+        verbose_name_plural = "personal data accesses (audit log)"
+        permissions = [
+            ("view_personal_data",
+             "Can see personal data: subjects, events, consent receipts, profiles"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

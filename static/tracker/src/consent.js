@@ -1,7 +1,8 @@
 /**
  * The recsite consent banner: necessary (always on), analytics and personalization.
  * Accept all and Reject all side by side with equal weight, Customize for each purpose;
- * reopened by any element with data-recsite-consent-open. The choice is remembered in
+ * reopened by any element with data-recsite-consent-open; any element with
+ * data-recsite-consent-withdraw withdraws every purpose in one click. The choice is remembered in
  * the rs_consent cookie (necessary storage) and handed to the tracker at once, which
  * posts the receipt; Google Consent Mode v2 hears it when gtag exists. A Global Privacy
  * Control or Do-Not-Track signal counts as a refusal until the visitor opts in here.
@@ -129,8 +130,15 @@ const close = () => {
   if (opener && opener.focus) opener.focus();
 };
 
+// One click withdraws, as one click gave: an element with data-recsite-consent-withdraw
+// refuses every purpose at once (the receipt is posted); data-recsite-consent-open reopens.
 doc.addEventListener('click', (event) => {
-  if (event.target.closest && event.target.closest('[data-recsite-consent-open]')) {
+  const at = (name) => event.target.closest && event.target.closest('[data-recsite-consent-' + name + ']');
+  if (at('withdraw')) {
+    event.preventDefault();
+    choose(0, 0);
+    if (dialog && !dialog.hidden) close();
+  } else if (at('open')) {
     event.preventDefault();
     open();
   }

@@ -1,0 +1,1 @@
+"""Privacy: data subject requests (erasure, export), retention, key rotation, the audit log."""
