@@ -17,10 +17,12 @@ from django import template
 from django.conf import settings
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from recommend.widgets import widget_render
 from tracking.models import Site
+from tracking.privacy.banners import banner_version_record
 
 register = template.Library()
 logger = logging.getLogger(__name__)
@@ -74,14 +76,17 @@ def recsite_tracker(context: template.Context, key: str | None = None,
     if not public_key:
         logger.warning("recsite_tracker: no public key (set RECSITE_PUBLIC_KEY or pass key=)")
     request = context.get("request")
+    version, texts = _setting("CONSENT_VERSION", CONSENT_VERSION), consent_texts()
+    if banner and public_key:  # which texts this version shows: the receipts' proof
+        banner_version_record(public_key=public_key, version=version,
+                              language=get_language() or "", texts=texts)
     return {
         "public_key": public_key,
         "endpoint": endpoint or _setting("ENDPOINT") or reverse("collect").rsplit("/", 1)[0],
         "tracker_src": static("tracker/dist/tracker.min.js"),
         "consent_src": static("tracker/dist/consent.min.js"),
         "consent_css": static("tracker/dist/consent.min.css"),
-        "consent_config": {"version": _setting("CONSENT_VERSION", CONSENT_VERSION),
-                           **consent_texts()},
+        "consent_config": {"version": version, **texts},
         "banner": banner,
         "stub": stub,
         "nonce": getattr(request, "csp_nonce", None),

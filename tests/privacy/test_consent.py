@@ -61,3 +61,22 @@ def test_the_audit_log_is_append_only_and_erasure_may_only_blank_a_subject(site)
         assert refused(lambda: entries.update(actor="mallory", subject=""))
         entries.update(subject="")
     assert entries.get().subject == "" and entries.get().actor == "alice"
+
+
+def test_the_texts_a_banner_version_showed_are_kept_and_shown_with_its_receipts(
+        consented_api, site, admin_client, settings):
+    from django.template import engines
+
+    from tracking.models import BannerVersion
+
+    settings.RECSITE = {**settings.RECSITE, "CONSENT_VERSION": "2026-11-01",
+                        "CONSENT_TEXTS": {"title": "Cookies & you"}}
+    page = engines["django"].from_string("{% load recsite %}{% recsite_tracker key=key %}")
+    for _ in range(2):  # rendered on every page, recorded once
+        assert "Cookies \\u0026 you" in page.render({"key": site.public_key})
+    (shown,) = BannerVersion.objects.filter(site=site)
+    assert shown.version == "2026-11-01" and shown.texts["title"] == "Cookies & you"
+    receipt = ConsentReceipt.objects.get(site=site)  # the fixture's banner_version
+    html = admin_client.get(f"/admin/tracking/consentreceipt/{receipt.pk}/change/") \
+        .content.decode()
+    assert "Cookies &amp; you" in html
