@@ -135,7 +135,9 @@ const settle = (ids, done, retryAfter) => {
 function flush(leaving) {
   if (!granted || !nav.onLine) return;
   if (leaving === true) {
-    // After a receipt, stop: its events wait for the next page rather than race it.
+    // While backing off the server is failing, and a beacon's answer cannot be read:
+    // the queue stays for the next page. After a receipt, stop: its events wait too.
+    if (busy[0] == 1) return;
     for (let entries; (entries = queueHead(REQUEST_EVENTS, busy)).length && send(entries, 1); ) {
       delivered(entries.map((e) => e.event_id));
       if (entries[0].r) break;
