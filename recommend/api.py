@@ -29,6 +29,7 @@ from recommend.params import (
 from recommend.recommending import RecRequest, answer_cached, recommendations_answer
 from recommend.selectors import user_alias_subjects
 from recommend.throttling import counters_for, counts_check
+from recommend.tokens import SUBJECT_CHARS
 from tracking.api import LeanApiView
 from tracking.authentication import site_for_public_key, site_for_secret_key
 from tracking.errors import ApiError, EnvelopeInvalid, Malformed, OriginNotAllowed
@@ -155,11 +156,16 @@ class _LeanApi(LeanApiView):
         return subject_hash(site=site, kind="a", raw_id=anon_id)
 
 
-def _parse(request: HttpRequest, **kwargs: Any) -> tuple[RecRequest, bool]:
+def _parse(request: HttpRequest, subject: str, **kwargs: Any) -> tuple[RecRequest, bool]:
+    """The request's parameters; ``after`` must be a token served to this same subject."""
     try:
-        return rec_request_parse(request.GET, **kwargs), personalized_param(request.GET)
+        parsed = rec_request_parse(request.GET, **kwargs), personalized_param(request.GET)
     except ParamInvalid as error:
         raise _invalid(error) from None
+    after = parsed[0].after
+    if after is not None and after.subject != subject[:SUBJECT_CHARS]:
+        raise EnvelopeInvalid("after", "is a rec_token served to another visitor")
+    return parsed
 
 
 class RecommendationsApi(_LeanApi):
@@ -180,7 +186,7 @@ class RecommendationsApi(_LeanApi):
         generation, cached = self.cached(request, site, subject, field)
         if cached is not None:
             return cached
-        rec_request, personalized = _parse(request)
+        rec_request, personalized = _parse(request, subject)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
                                       cache_field=field, personalized=personalized,
                                       generation=generation)
@@ -207,7 +213,7 @@ class SimilarItemsApi(_LeanApi):
         generation, cached = self.cached(request, site, subject, field)
         if cached is not None:
             return cached
-        rec_request, _ = _parse(request, item=item_id, similar=True)
+        rec_request, _ = _parse(request, subject, item=item_id, similar=True)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
                                       cache_field=field, personalized=personal,
                                       generation=generation)
@@ -223,7 +229,7 @@ class UserRecommendationsApi(_LeanApi):
         if not 0 < len(user_id) <= 200:
             raise EnvelopeInvalid("user_id", "must be 1 to 200 characters")
         subject = subject_hash(site=site, kind="u", raw_id=user_id)
-        rec_request, personalized = _parse(request)
+        rec_request, personalized = _parse(request, subject)
         subjects = [subject, *user_alias_subjects(site=site, user_subject=subject)]
         field = None if rec_request.after is not None else cache_field(request.GET)
         return recommendations_answer(site=site, subject=subject, request=rec_request,

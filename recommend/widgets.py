@@ -8,6 +8,7 @@ name earlier in the template path), or per tag with ``template=``.
 """
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -24,6 +25,14 @@ from tracking.services import subject_hash
 logger = logging.getLogger(__name__)
 DEFAULT_TEMPLATE = "recsite/recommendations.html"
 _ASSETS_SENT = "_recsite_widget_assets"
+# What a link or image may point to: an http(s) URL or a path on this site. Anything else
+# (javascript:, data:, vbscript:, "//host" ...) becomes "" here, whatever the catalog holds.
+_SAFE_URL = re.compile(r"^(?:https?://|/(?![/\\]))", re.IGNORECASE)
+
+
+def safe_url(url: object) -> str:
+    """The URL if a link may point to it, else ""."""
+    return url if isinstance(url, str) and _SAFE_URL.match(url) else ""
 
 
 def widget_render(*, request: HttpRequest | None, public_key: str | None, placement: str,
@@ -70,7 +79,9 @@ def widget_context(*, request: HttpRequest | None, public_key: str | None, place
         setattr(request, _ASSETS_SENT, True)
     return {
         "placement": placement, "title": title if title is not None else answer["title"],
-        "items": answer["items"], "rec_token": answer["rec_token"],
+        "items": [{**item, "url": safe_url(item.get("url")),
+                   "image_url": safe_url(item.get("image_url"))} for item in answer["items"]],
+        "rec_token": answer["rec_token"],
         "variant": answer["variant"] or "", "heading_id": f"recsite-{placement}-title",
         "assets": first, "css": static("recommend/widget.css"),
         "js": static("recommend/widget.js"), "site_key": site.public_key, "endpoint": endpoint,

@@ -1,5 +1,6 @@
 """Every API error as JSON: ``{"error": "<code>", "detail": ...}``, never an HTML page."""
 
+import math
 from typing import Any
 
 from rest_framework import exceptions
@@ -35,8 +36,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     body["detail"] = detail
     if isinstance(exc, ApiError) and exc.field:
         body["field"] = exc.field
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        body["retry_after"] = int(exc.wait + 0.999)
+    if isinstance(exc, exceptions.Throttled):
+        # Always a whole second or more: DRF sends no header at all when the wait rounds
+        # to 0 (a request that ended just as its window did), and clients need one.
+        wait = max(1, math.ceil(exc.wait or 0))
+        body["retry_after"] = wait
+        response["Retry-After"] = str(wait)
     response.data = body
     return response
 

@@ -18,12 +18,14 @@ from typing import Any
 
 import orjson
 from crawlerdetect import CrawlerDetect
+from crawleruseragents import is_crawler as listed_crawler
 from django.db import connection, transaction
 from django.utils import timezone
 
 from tracking import pipeline
 from tracking.conf import tracking_settings
 from tracking.db import is_postgresql, pg_fetchall
+from tracking.flagged.services import flagged_events_store
 from tracking.models import DailyCount, Event, RawBatch
 from tracking.signals import events_cleaned
 
@@ -126,6 +128,9 @@ def _site_batches_process(site_id: int, batches: list[RawBatch],
 
     kept = [c for c in candidates if not c.drop]
     inserted_ids, pks = _events_insert(site_id, kept)
+    # Bots' events are kept apart with the reason, out of Event and so out of training.
+    flagged_events_store(site_id=site_id, candidates=candidates,
+                         user_agents={batch.pk: batch.user_agent for batch in batches})
     for cand in candidates:
         if cand.drop is None and cand.event["event_id"] not in inserted_ids:
             cand.drop = "duplicate"  # stored meanwhile by a concurrent drain
@@ -135,10 +140,12 @@ def _site_batches_process(site_id: int, batches: list[RawBatch],
 
 @lru_cache(maxsize=4096)
 def is_crawler(user_agent: str) -> bool:
-    """True for a user agent that a maintained crawler list (CrawlerDetect) recognises."""
+    """True for a user agent that either maintained crawler list recognises: CrawlerDetect
+    or crawler-user-agents (each alone misses 14 to 53 % of the other's labelled bots;
+    together they miss none, tests/security/test_bots.py)."""
     if not user_agent:
         return False
-    return bool(_crawler_detect().isCrawler(user_agent))
+    return bool(_crawler_detect().isCrawler(user_agent)) or listed_crawler(user_agent)
 
 
 @lru_cache(maxsize=1)

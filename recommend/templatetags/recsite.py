@@ -80,6 +80,7 @@ def recsite_tracker(context: template.Context, key: str | None = None,
     if banner and public_key:  # which texts this version shows: the receipts' proof
         banner_version_record(public_key=public_key, version=version,
                               language=get_language() or "", texts=texts)
+    nonce = getattr(request, "csp_nonce", None)  # django-csp's, lazy: str() makes it
     return {
         "public_key": public_key,
         "endpoint": endpoint or _setting("ENDPOINT") or reverse("collect").rsplit("/", 1)[0],
@@ -89,7 +90,7 @@ def recsite_tracker(context: template.Context, key: str | None = None,
         "consent_config": {"version": version, **texts},
         "banner": banner,
         "stub": stub,
-        "nonce": getattr(request, "csp_nonce", None),
+        "nonce": str(nonce) if nonce is not None else None,
         "batch": batch,
         "flush_ms": flush_ms,
     }

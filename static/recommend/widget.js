@@ -46,8 +46,9 @@
     return node;
   }
 
+  // A link goes to an http(s) URL or a path here, never javascript:, data: or //host.
   function safeUrl(url) {
-    return /^https?:\/\//i.test(url || '') || /^\/[^/]/.test(url || '') ? url : '#';
+    return /^(?:https?:\/\/|\/(?![\/\\]))/i.test(url || '') ? url : '#';
   }
 
   function render(container, answer) {

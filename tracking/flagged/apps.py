@@ -1,0 +1,10 @@
+"""App config of the flagged events (its own app: its table needs no tracking migration)."""
+
+from django.apps import AppConfig
+
+
+class FlaggedConfig(AppConfig):
+    name = "tracking.flagged"
+    label = "tracking_flagged"
+    verbose_name = "Flagged events"
+    default_auto_field = "django.db.models.BigAutoField"
