@@ -105,3 +105,21 @@ def test_bots_events_are_kept_apart_with_the_reason_and_never_trained_on(
     after = recommend_services.site_train(site=site)
     assert (after.n_events, after.n_subjects) == (before.n_events + len(person),
                                                   before.n_subjects + 1)
+
+
+def test_a_subjects_flagged_events_go_with_erasure_and_come_with_export(
+        open_site, django_capture_on_commit_callbacks):
+    from tracking.privacy.erasure import subjects_erase
+    from tracking.privacy.exporting import subjects_export
+
+    site = open_site.site
+    crawler = _views("a_crawler-00000000002", GROUPS[1][:3], start=datetime.now(UTC),
+                     step=timedelta(seconds=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert open_site.collect(crawler, HTTP_USER_AGENT=BOT_UA).status_code == 202
+    subject = subject_hash(site=site, kind="a", raw_id="a_crawler-00000000002")
+    exported = subjects_export(site=site, subjects={subject})
+    assert len(exported["tables"]["tracking_flagged.FlaggedEvent"]) == 3, exported.keys()
+    counts = subjects_erase(site=site, subjects={subject})
+    assert counts["tracking_flagged.FlaggedEvent"] == 3
+    assert not FlaggedEvent.objects.filter(site=site).exists()

@@ -8,3 +8,6 @@ class FlaggedConfig(AppConfig):
     label = "tracking_flagged"
     verbose_name = "Flagged events"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from tracking.flagged import receivers  # noqa: F401  (erasure and export)
