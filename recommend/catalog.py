@@ -204,7 +204,7 @@ def item_clean(raw: Any, where: str) -> dict[str, Any]:
     for name in ("url", "image_url"):
         if name in raw:
             url = _text(raw[name], f"{where}.{name}", 2048)
-            if url and not URL_RE.match(url):
+            if url and not URL_RE.fullmatch(url):  # match() let a trailing newline in
                 raise ItemInvalid(f"{where}.{name}", "must be an http(s) URL")
             values[name] = url
     if "available" in raw:

@@ -42,7 +42,7 @@ def rec_request_parse(query: Mapping[str, str], *, placement: str | None = None,
     name = placement or query.get("placement") or ("similar" if similar else "")
     if not PLACEMENT_RE.match(name):
         raise ParamInvalid("placement", "is required: letters, digits, - and _ (40 at most)")
-    item_id = item if item is not None else query.get("item")
+    item_id = item if item is not None else query.get("item") or None  # "": unset, as elsewhere
     if item_id is not None and not 0 < len(item_id) <= 100:
         raise ParamInvalid("item", "must be an item id of 1 to 100 characters")
     after = None

@@ -210,7 +210,8 @@ def clean_user_id(value: Any, field: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()
+                                         or abs(value) >= 2**53):  # no exact id past 2**53
             return None
         value = str(int(value))
     if isinstance(value, bool):

@@ -96,3 +96,25 @@ def test_sent_at_in_year_zero_utc_is_400_not_500(open_site):
     data = refused(post(open_site, [event()], sent_at="0001-01-01T00:00:00+01:00"), 400,
                    "invalid")
     assert data["field"] == "sent_at"
+
+
+def test_a_huge_numeric_user_id_is_no_user_not_a_400(open_site):
+    """1e300 is a number the schema allows; its 301 digits made the consent a 400."""
+    body = {"site": open_site.site.public_key, "anon_id": "a_visitor1", "user_id": 1e300,
+            "purposes": {"analytics": True}}
+    response = post(open_site, body=json.dumps(body).encode(), path="/api/v1/consent")
+    assert response.status_code == 201, response.content
+
+
+def test_an_empty_item_parameter_is_unset_like_the_others(open_site):
+    response = Client().get("/api/v1/recommendations", {
+        "site": open_site.site.public_key, "placement": "home", "personalized": "0",
+        "item": "", "limit": ""}, HTTP_ORIGIN=ORIGIN)
+    assert response.status_code == 200, response.content
+
+
+def test_a_catalog_url_with_a_trailing_newline_is_refused(open_site):
+    body = {"items": [{"item_id": "1", "url": "https://shop.example/p/1\n"}]}
+    response = Client().put("/api/v1/items", json.dumps(body), content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {open_site.secret_key}")
+    assert refused(response, 400, "invalid")["field"] == "items[0].url"
