@@ -9,7 +9,9 @@ import json
 import socket
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 
@@ -22,15 +24,25 @@ class Sample:
     retry_after: str | None
 
 
-def paced(*, url: str, body: bytes, headers: dict[str, str], rate: float,
+def collect_request(public_key: str, origin: str) -> tuple[bytes, dict[str, str]]:
+    """A collect batch of one event, and its headers (as the tracker sends it)."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    event = {"event_id": str(uuid.uuid4()), "name": "page_view", "ts": now,
+             "anon_id": "a_ratelimit-visitor-0001"}
+    body = json.dumps({"site": public_key, "sent_at": now, "events": [event]}).encode()
+    return body, {"Content-Type": "text/plain", "Origin": origin}
+
+
+def paced(*, url: str, requests: list[tuple[bytes, dict[str, str]]], rate: float,
           seconds: float, catch_up: bool = False) -> list[Sample]:
-    """POST ``body`` to ``url`` ``rate`` times a second for ``seconds``, one at a time; a
-    new connection each, as gunicorn's sync workers close them. A late request delays the
-    next ones (never two closer than 1/rate) unless ``catch_up``: then they keep to the
-    schedule, back to back if need be."""
+    """POST to ``url`` ``rate`` times a second for ``seconds``, one at a time, taking the
+    (body, headers) of ``requests`` in turn; a new connection each, as gunicorn's sync
+    workers close them. A late request delays the next ones (never two closer than
+    1/rate) unless ``catch_up``: then they keep to the schedule, back to back if need be."""
     parts = urlsplit(url)
     address = (parts.hostname, parts.port)
-    request = _request_bytes(parts.path, f"{parts.hostname}:{parts.port}", body, headers)
+    prepared = [_request_bytes(parts.path, f"{parts.hostname}:{parts.port}", body, headers)
+                for body, headers in requests]
     samples = []
     begin = time.perf_counter()
     start = begin - 1 / rate
@@ -40,7 +52,7 @@ def paced(*, url: str, body: bytes, headers: dict[str, str], rate: float,
         if pause > 0:
             time.sleep(pause)
         start, wall = time.perf_counter(), time.time()
-        status, retry_after = _exchange(address, request)
+        status, retry_after = _exchange(address, prepared[n % len(prepared)])
         samples.append(Sample(start - begin, wall, time.perf_counter() - start, status,
                               retry_after))
     return samples
@@ -77,5 +89,5 @@ def percentile(values: list[float], fraction: float) -> float:
 
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])
-    args["body"] = args["body"].encode()
+    args["requests"] = [(body.encode(), headers) for body, headers in args["requests"]]
     json.dump([asdict(sample) for sample in paced(**args)], sys.stdout)

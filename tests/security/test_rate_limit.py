@@ -1,45 +1,39 @@
 """Rate limiting against a real server: gunicorn on loopback, PostgreSQL and Redis.
 
-One site's key sent at ten times its quota is answered 429 with Retry-After within a
-second, while another site's latency (p99) stays within 20 % of what it is alone. Each
-client forging X-Forwarded-For still counts as one address.
+One site's key sent at ten times its quota is answered 429 with Retry-After from within
+its first second, never more than its quota accepted in a window, while other sites
+sending under their quota at the same time are never refused. Each client forging
+X-Forwarded-For still counts as one address. (Whether the other sites keep their
+latency is a timing, so a benchmark measures it: bench/rate_limit_fairness.py.)
 """
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test import Client
 
-from tests.security.load import Sample, paced, percentile
+from devtools.services import free_port
+from tests.security.load import collect_request, paced
 from tracking.services import site_create
 
 ROOT = Path(__file__).resolve().parents[2]
 QUOTA = 10  # requests per second per site key, for this server
-SECONDS = 4.0  # per phase; PHASES phases of each kind, alternated
-PHASES = 4
-WORKERS = 4  # gunicorn's advice, twice the cores: one slow request does not hold the rest
-VICTIM_RATE = 8.0  # the other site: under its quota
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+SECONDS = 3.0  # per phase
+CALM_SITES = 2  # sending 8 requests a second each, under the quota
 
 
 @pytest.fixture
 def server(transactional_db) -> Iterator[str]:
-    """gunicorn (sync workers) on the test database and Redis, with a small key quota."""
+    """gunicorn (4 sync workers) on the test database and Redis, with a small key quota."""
     if "postgres" not in os.environ.get("DATABASE_URL", "") or not os.environ.get("REDIS_URL"):
         pytest.fail("needs PostgreSQL and Redis: run it through scripts/test")
     db = connection.settings_dict
@@ -48,7 +42,7 @@ def server(transactional_db) -> Iterator[str]:
            "RECSITE_THROTTLE_IP_RATE": "off",  # one loopback address for every client here
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "recsite.wsgi:application", "--workers", str(WORKERS),
+        [sys.executable, "-m", "gunicorn", "recsite.wsgi:application", "--workers", "4",
          "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
@@ -64,8 +58,6 @@ def server(transactional_db) -> Iterator[str]:
 
 
 def _healthy(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
             return answer.status == 200
@@ -73,66 +65,31 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def collect_request(public_key: str, origin: str) -> tuple[bytes, dict[str, str]]:
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    event = {"event_id": str(uuid.uuid4()), "name": "page_view", "ts": now,
-             "anon_id": "a_ratelimit-visitor-0001"}
-    body = json.dumps({"site": public_key, "sent_at": now, "events": [event]}).encode()
-    return body, {"Content-Type": "text/plain", "Origin": origin}
-
-
-def noisy(url: str, body: bytes, headers: dict[str, str], rate: float) -> subprocess.Popen:
-    """The load of the key over its quota, from another process."""
-    args = json.dumps({"url": url, "body": body.decode(), "headers": headers, "rate": rate,
-                       "seconds": SECONDS, "catch_up": True})
-    return subprocess.Popen([sys.executable, "-m", "tests.security.load", args], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-
-
-def test_a_key_over_its_quota_is_throttled_and_another_sites_latency_holds(server):
-    flood = site_create(name="Flood", origins=["https://flood.example"],
-                        require_consent=False).site
-    calm = site_create(name="Calm", origins=["https://calm.example"],
-                       require_consent=False).site
+def test_a_key_over_its_quota_gets_429_and_other_sites_are_never_refused(server):
+    flood_key = site_create(name="Flood", origins=["https://flood.example"],
+                            require_consent=False).site.public_key
+    calm = [collect_request(site_create(name=f"Calm {n}", origins=["https://calm.example"],
+                                        require_consent=False).site.public_key,
+                            "https://calm.example") for n in range(CALM_SITES)]
     collect = f"{server}/api/v1/collect"
-    calm_body, calm_headers = collect_request(calm.public_key, "https://calm.example")
-    flood_body, flood_headers = collect_request(flood.public_key, "https://flood.example")
-    paced(url=collect, body=calm_body, headers=calm_headers, rate=VICTIM_RATE, seconds=1)
-    time.sleep(1)  # the warm-up's window is over
+    body, headers = collect_request(flood_key, "https://flood.example")
+    args = json.dumps({"url": collect, "requests": [(body.decode(), headers)],
+                       "rate": 10 * QUOTA, "seconds": SECONDS, "catch_up": True})
+    flood = subprocess.Popen([sys.executable, "-m", "tests.security.load", args], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    beside = paced(url=collect, requests=calm, rate=8.0 * CALM_SITES, seconds=SECONDS)
+    flooded = json.loads(flood.communicate(timeout=60)[0])
 
-    alone: list[Sample] = []
-    beside: list[Sample] = []
-    flooded: list[dict] = []
-    for _ in range(PHASES):  # alternated, so drift in the machine's load hits both alike
-        alone += paced(url=collect, body=calm_body, headers=calm_headers, rate=VICTIM_RATE,
-                       seconds=SECONDS)
-        proc = noisy(collect, flood_body, flood_headers, rate=10 * QUOTA)
-        beside += paced(url=collect, body=calm_body, headers=calm_headers, rate=VICTIM_RATE,
-                        seconds=SECONDS)
-        out, _ = proc.communicate(timeout=60)
-        run = json.loads(out)
-        assert run, "the flood sent nothing"
-        first_429 = min(s["started"] + s["seconds"] for s in run if s["status"] == 429)
-        assert first_429 < 1.0, f"first 429 after {first_429:.2f} s"
-        flooded += run
-
-    statuses = [s["status"] for s in flooded]
-    assert set(statuses) <= {202, 429}, set(statuses)
+    assert {s.status for s in beside} == {202}, Counter(s.status for s in beside)
+    statuses = Counter(s["status"] for s in flooded)
+    assert set(statuses) == {202, 429} and statuses[429] >= 0.8 * len(flooded), statuses
+    first_429 = min(s["started"] + s["seconds"] for s in flooded if s["status"] == 429)
+    assert first_429 < 1.0, f"the first 429 came after {first_429:.2f} s"
     throttled = [s for s in flooded if s["status"] == 429]
-    assert len(throttled) >= 0.8 * len(flooded), (len(throttled), len(flooded))
-    assert {s["retry_after"] for s in throttled} == {"1"}  # the window's end, in whole seconds
-    windows = {int(s["wall"]) for s in flooded}  # the one-second windows it spanned
-    assert statuses.count(202) <= QUOTA * (len(windows) + 1), (statuses.count(202), windows)
-    assert len(flooded) >= 0.8 * 10 * QUOTA * len(windows), "the flood fell short of 10x"
-    assert {s.status for s in alone + beside} == {202}
-
-    figures = {name: (percentile([s.seconds * 1000 for s in samples], 0.5),
-                      percentile([s.seconds * 1000 for s in samples], 0.99))
-               for name, samples in (("alone", alone), ("beside the flood", beside))}
-    shown = ", ".join(f"{name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-                      for name, (p50, p99) in figures.items())
-    print(f"calm site's collect latency, {len(alone)} requests each: {shown}")  # pytest -rP
-    assert figures["beside the flood"][1] <= 1.2 * figures["alone"][1], shown
+    assert {s["retry_after"] for s in throttled} == {"1"}  # the window's end, whole seconds
+    accepted = Counter(int(s["wall"]) for s in flooded if s["status"] == 202)
+    # A request's clock and the server's may straddle a window's edge: one either way.
+    assert max(accepted.values()) <= QUOTA + 1, accepted
 
 
 def test_forging_x_forwarded_for_does_not_dodge_the_per_ip_throttle(settings, site_keys):
