@@ -189,7 +189,11 @@ class ExperimentAdmin(admin.ModelAdmin):
 class AttributionAdmin(admin.ModelAdmin):
     list_display = ("ts", "kind", "placement", "variant", "model_version", "item_id", "value")
     list_filter = ("kind", "placement", "variant", "site")
-    readonly_fields = [field.name for field in Attribution._meta.fields]
+    # The subject hash is personal data: the detail page, open to any staff with the view
+    # permission, leaves it out (tracking.view_personal_data guards pages that show it).
+    readonly_fields = [field.name for field in Attribution._meta.fields
+                       if field.name != "subject"]
+    exclude = ("subject",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -97,3 +97,16 @@ def test_an_admin_erases_and_exports_by_typing_an_id(admin_client, visitor, site
     page = admin_client.get(f"/admin/tracking/datasubjectrequest/{erase.pk}/change/")
     assert page.status_code == 200 and "tracking.Event" in page.content.decode()
     assert not (tmp_path / export.export_file).exists()  # the export went with the subject
+
+
+def test_an_attribution_page_leaves_the_subject_hash_out(client, site):
+    from django.utils import timezone
+
+    from recommend.models import Attribution
+
+    row = Attribution.objects.create(site=site, event_pk=1, kind="click", ts=timezone.now(),
+                                     placement="home", subject="f" * 32, issued_at=timezone.now())
+    staff(client, "view_attribution")
+    page = client.get(f"/admin/recommend/attribution/{row.pk}/change/")
+    assert page.status_code == 200 and "home" in page.content.decode()
+    assert "f" * 32 not in page.content.decode()

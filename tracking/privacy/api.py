@@ -10,6 +10,7 @@ import time
 import uuid
 
 from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -110,9 +111,12 @@ class SubjectExportApi(_SubjectApi):
 
     @extend_schema(
         parameters=[_TYPE, OpenApiParameter(
-            "request", str, description="the request id a 202 answer gave: its export")],
-        responses={(200, "application/json"): OpenApiResponse(description="the export"),
-                   (200, "application/zip"): OpenApiResponse(description="a large export"),
+            "request", OpenApiTypes.UUID,
+            description="the request id a 202 answer gave: its export")],
+        responses={(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT,
+                                                              description="the export"),
+                   (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY,
+                                                             description="a large export"),
                    202: RequestOutSerializer, **_ERRORS},
         tags=["privacy"])
     def get(self, request: Request, subject_id: str) -> HttpResponse:
@@ -171,7 +175,9 @@ class SubjectRequestApi(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
-    @extend_schema(responses={200: RequestOutSerializer, **_ERRORS}, tags=["privacy"])
+    @extend_schema(parameters=[OpenApiParameter("request_id", OpenApiTypes.UUID,
+                                                OpenApiParameter.PATH)],
+                   responses={200: RequestOutSerializer, **_ERRORS}, tags=["privacy"])
     def get(self, request: Request, request_id: str) -> Response:
         site = site_for_secret_key(request)
         try:
