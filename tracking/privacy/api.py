@@ -117,7 +117,8 @@ class SubjectExportApi(_SubjectApi):
                                                               description="the export"),
                    (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY,
                                                              description="a large export"),
-                   202: RequestOutSerializer, **_ERRORS},
+                   202: RequestOutSerializer, **_ERRORS,
+                   503: OpenApiResponse(ErrorSerializer, description="the export failed")},
         tags=["privacy"])
     def get(self, request: Request, subject_id: str) -> HttpResponse:
         asked = request.query_params.get("request")
