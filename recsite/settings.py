@@ -175,8 +175,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     # Trusted proxies in front (X-Forwarded-For): with none it is ignored, so a client
-    # cannot dodge the per-IP throttle (or the admin lockout) by forging it.
-    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
+    # cannot dodge the per-IP throttle (or the admin lockout) by forging it. One when a
+    # proxy is named for HTTPS (SECURE_PROXY_SSL_HEADER), else every client would share
+    # the proxy's address and its budget.
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES") or
+                       (1 if os.environ.get("SECURE_PROXY_SSL_HEADER") else 0)),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
 

@@ -175,3 +175,20 @@ def test_the_admin_shows_a_new_secret_key_once_and_stores_only_its_hash(admin_us
     for model in apps.get_models():  # no table holds it
         for row in model.objects.all().values():
             assert key not in str(row), model
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "0"),  # X-Forwarded-For ignored: nobody in front to trust
+    ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "1"),  # behind the named proxy
+    ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto", "NUM_PROXIES": "2"}, "2"),
+])
+def test_trusted_proxies_follow_the_deployment(tmp_path, env, expected):
+    keep = {k: v for k, v in os.environ.items()
+            if k not in ("NUM_PROXIES", "SECURE_PROXY_SSL_HEADER")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import "
+         "settings; print(settings.REST_FRAMEWORK['NUM_PROXIES'])"],
+        cwd=ROOT, env={**keep, "RECSITE_DATA_DIR": str(tmp_path),
+                       "DJANGO_SETTINGS_MODULE": "recsite.settings", **env},
+        capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == expected, result.stderr
