@@ -34,6 +34,13 @@ def browser_tools() -> dict[str, str]:
     return {"RECSITE_CHROMIUM": services.chromium_bin()}
 
 
+def faults_step(browser_env: dict[str, str]) -> None:
+    """kill -9 the worker, restart Redis, stop PostgreSQL, replay events: nothing lost
+    (python -m devtools.faults; a few minutes)."""
+    env = {**os.environ, **browser_env, "PYTHONUNBUFFERED": "1"}
+    step("faults", [sys.executable, "-m", "devtools.faults"], env=env)
+
+
 def main(argv: list[str]) -> None:
     if "--no-lint" in argv:  # for quick iterations; CI always lints
         argv = [arg for arg in argv if arg != "--no-lint"]
@@ -46,6 +53,8 @@ def main(argv: list[str]) -> None:
             print(f"\n== services: {service_env['DATABASE_URL']} {service_env['REDIS_URL']}")
             env = {**os.environ, **service_env, **browser_env, "PYTHONUNBUFFERED": "1"}
             step("tests", [str(BIN / "pytest"), *argv], env=env)
+        if not argv:  # the whole suite (CI): then the fault runs, on servers of their own
+            faults_step(browser_env)
     except services.ServiceError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
