@@ -67,7 +67,9 @@ class SubjectProfileApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter(
             "type", str, enum=list(ID_TYPES), default="user",
-            description="whether the id in the path is the site's user id or an anon id")],
+            description="whether the id in the path is the site's user id or an anon id"),
+            OpenApiParameter("subject_id", {"type": "string", "minLength": 1, "maxLength": 200},
+                             OpenApiParameter.PATH, description="the user id or anon id")],
         responses={200: OutputSerializer,
                    400: OpenApiResponse(ErrorSerializer, description="not an id"),
                    401: OpenApiResponse(ErrorSerializer, description="unknown key"),

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from recommend import serializers as s
 from recommend.caching import answer_cache
 from recommend.catalog import ItemInvalid, items_upsert
+from recommend.conf import recommend_settings
 from recommend.params import (
     ParamInvalid,
     anon_id_param,
@@ -46,30 +47,60 @@ _ERRORS = {
                          "asked for with the public key"),
     429: OpenApiResponse(ErrorSerializer, description="throttled; see Retry-After"),
 }
+
+
+def _param(name: str, schema: dict, description: str = "", **kwargs: Any) -> OpenApiParameter:
+    """A query parameter with its constraints in the schema (what recommend.params checks);
+    an empty value leaves an optional one unset."""
+    if not kwargs.get("required"):
+        schema = {"anyOf": [schema, {"type": "string", "enum": [""]}]}
+    return OpenApiParameter(name, schema, description=description, **kwargs)
+
+
+def _path(name: str, max_length: int) -> OpenApiParameter:
+    return OpenApiParameter(name, {"type": "string", "minLength": 1, "maxLength": max_length},
+                            OpenApiParameter.PATH)
+
+
+def _number(low: float, high: float) -> dict:
+    return {"type": "number", "minimum": low, "maximum": high}
+
+
+_PLACEMENT = {"type": "string", "pattern": "^[-a-zA-Z0-9_]{1,40}$"}
+_LIMIT = _param("limit", {"type": "integer", "minimum": 1,
+                          "maximum": recommend_settings.MAX_LIMIT},
+                "items (default: the placement's)")
+_FILTER = _param("filter", {"type": "string", "maxLength": 4000},
+                 'JSON, e.g. {"category": {"in": ["lamps"]}, "price": {"between": [10, 50]}}; '
+                 "see recommend/query.py")
+_BOOST = _param("boost", {"type": "string", "maxLength": 4000},
+                'JSON, e.g. {"if": {"attributes.color": "red"}, "factor": 2}')
+_DIVERSITY = _param("diversity", _number(0, 1), "0 (by relevance) .. 1 (most varied)")
+_AFTER = _param("after", {"type": "string"}, "a rec_token: the next items of that list, "
+                "none of its items again (infinite scroll)")
 _QUERY = [
-    OpenApiParameter("placement", str, description='e.g. "home", "product" (admin: '
-                     "Placements)"),
-    OpenApiParameter("limit", int, description="items (default: the placement's)"),
-    OpenApiParameter("item", str, description="the item on the page (product pages)"),
-    OpenApiParameter("filter", str, description='JSON, e.g. {"category": {"in": ["lamps"]}, '
-                     '"price": {"between": [10, 50]}}; see recommend/query.py'),
-    OpenApiParameter("boost", str, description='JSON, e.g. {"if": {"attributes.color": '
-                     '"red"}, "factor": 2}'),
-    OpenApiParameter("diversity", float, description="0 (by relevance) .. 1 (most varied)"),
-    OpenApiParameter("rotation", float, description="0..1: each recent impression without "
-                     "a click multiplies an item's score by 1 - rotation"),
-    OpenApiParameter("rotation_hours", float, description="how long an impression counts"),
-    OpenApiParameter("after", str, description="a rec_token: the next items of that list, "
-                     "none of its items again (infinite scroll)"),
-    OpenApiParameter("device", str), OpenApiParameter("country", str),
-    OpenApiParameter("hour", int, description="0..23, for the placement's context rules"),
-    OpenApiParameter("personalized", int, description="0: lists that read nothing of the "
-                     "visitor"),
+    _param("placement", _PLACEMENT, 'e.g. "home", "product" (admin: Placements)',
+           required=True),
+    _LIMIT,
+    _param("item", {"type": "string", "minLength": 1, "maxLength": 100},
+           "the item on the page (product pages)"),
+    _FILTER, _BOOST, _DIVERSITY,
+    _param("rotation", _number(0, 1), "0..1: each recent impression without a click "
+           "multiplies an item's score by 1 - rotation"),
+    _param("rotation_hours", _number(0, 24 * 90), "how long an impression counts"),
+    _AFTER,
+    _param("device", {"type": "string", "pattern": "^[a-z]{1,20}$"}),
+    _param("country", {"type": "string", "pattern": "^[A-Za-z]{2}$"}),
+    _param("hour", {"type": "integer", "minimum": 0, "maximum": 23},
+           "0..23, for the placement's context rules"),
+    _param("personalized", {"type": "string", "enum": ["0", "1", "true", "false"]},
+           "0: lists that read nothing of the visitor"),
 ]
 _PUBLIC = [
     OpenApiParameter("site", str, required=True, description="the site's public key"),
-    OpenApiParameter("anon_id", str, description="the visitor's id from the tracker (else "
-                     "the rs_aid cookie)"),
+    _param("anon_id", {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{16,200}$"},
+           "the visitor's id from the tracker (else the rs_aid cookie); required for a "
+           "personalized list"),
 ]
 
 
@@ -197,12 +228,9 @@ class SimilarItemsApi(_LeanApi):
 
     public_throttles = [IpRateThrottle, SiteKeyRateThrottle]
 
-    @extend_schema(parameters=[*_PUBLIC, OpenApiParameter("limit", int),
-                               OpenApiParameter("placement", str, description='default '
-                                                '"similar"'),
-                               OpenApiParameter("filter", str), OpenApiParameter("boost", str),
-                               OpenApiParameter("diversity", float),
-                               OpenApiParameter("after", str)],
+    @extend_schema(parameters=[*_PUBLIC, _path("item_id", 100), _LIMIT,
+                               _param("placement", _PLACEMENT, 'default "similar"'),
+                               _FILTER, _BOOST, _DIVERSITY, _AFTER],
                    tags=["recommendations"], responses={200: s.RecListSerializer, **_ERRORS})
     def get(self, request: HttpRequest, item_id: str) -> bytes:
         site = self.public_site(request)
@@ -222,7 +250,7 @@ class SimilarItemsApi(_LeanApi):
 class UserRecommendationsApi(_LeanApi):
     """Recommendations for a user of the site (the site's backend, secret key)."""
 
-    @extend_schema(parameters=_QUERY, tags=["recommendations"],
+    @extend_schema(parameters=[_path("user_id", 200), *_QUERY], tags=["recommendations"],
                    responses={200: s.RecListSerializer, **_ERRORS})
     def get(self, request: HttpRequest, user_id: str) -> bytes:
         site = site_for_secret_key(request)

@@ -68,7 +68,7 @@ def rec_request_parse(query: Mapping[str, str], *, placement: str | None = None,
 
 def personalized_param(query: Mapping[str, str]) -> bool:
     """``personalized=0`` asks for lists that read nothing of the visitor."""
-    value = query.get("personalized", "1")
+    value = query.get("personalized") or "1"  # "": unset, as elsewhere
     if value not in ("0", "1", "true", "false"):
         raise ParamInvalid("personalized", "must be 0 or 1")
     return value in ("1", "true")

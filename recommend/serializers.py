@@ -1,7 +1,12 @@
 """Shapes of recommend's answers and requests, for the OpenAPI schema (the endpoints
 build their JSON directly; these describe the same contract)."""
 
+from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
+
+from tracking.serializers import WHITESPACE, ClosedSerializer, id_field, schema_field
+
+URL_PATTERN = f"^(https?://[^{WHITESPACE}]{{1,2040}})?$"  # recommend.catalog.URL_RE
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -38,23 +43,29 @@ class RecListSerializer(serializers.Serializer):
     items = RecItemSerializer(many=True)
 
 
-class CatalogItemInSerializer(serializers.Serializer):
-    item_id = serializers.CharField(max_length=100)
-    title = serializers.CharField(required=False, max_length=500)
-    description = serializers.CharField(required=False)
-    category = serializers.CharField(required=False, max_length=200)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
-    price = serializers.FloatField(required=False, allow_null=True)
-    currency = serializers.CharField(required=False, max_length=3)
-    url = serializers.URLField(required=False)
-    image_url = serializers.URLField(required=False)
+class CatalogItemInSerializer(ClosedSerializer):
+    item_id = id_field(100)
+    title = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    category = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    tags = serializers.ListField(child=serializers.CharField(allow_blank=True, max_length=100),
+                                 required=False, max_length=50)
+    price = serializers.FloatField(required=False, allow_null=True, min_value=0,
+                                   max_value=1e12)
+    currency = serializers.RegexField(r"^([A-Za-z]{3})?$", required=False, allow_blank=True)
+    url = serializers.RegexField(URL_PATTERN, required=False, allow_blank=True)
+    image_url = serializers.RegexField(URL_PATTERN, required=False, allow_blank=True)
     available = serializers.BooleanField(required=False, help_text="false takes it down")
-    attributes = serializers.DictField(required=False)
+    attributes = serializers.DictField(
+        child=schema_field({"oneOf": [{"type": "string", "maxLength": 500}, {"type": "number"},
+                                      {"type": "boolean"}], "nullable": True}),
+        required=False, validators=[MaxLengthValidator(30)],
+        help_text="30 keys at most (letters, digits, _ . -), scalar values")
 
 
-class ItemsInSerializer(serializers.Serializer):
-    items = CatalogItemInSerializer(many=True, help_text="1,000 at most; fields left out "
-                                    "keep their values")
+class ItemsInSerializer(ClosedSerializer):
+    items = serializers.ListField(child=CatalogItemInSerializer(), min_length=1,
+                                  max_length=1000, help_text="fields left out keep their values")
 
 
 class UpsertOutSerializer(serializers.Serializer):

@@ -124,7 +124,7 @@ class ServerEventsApi(_SiteApi):
 
     throttle_classes: list = []
 
-    @extend_schema(request=s.BatchInSerializer,
+    @extend_schema(request=s.ServerBatchInSerializer,
                    responses={202: s.BatchOutSerializer, **_ERRORS}, tags=["collection"])
     def post(self, request: Request) -> Response:
         received_at = timezone.now()

@@ -68,7 +68,7 @@ def unstorable_replaced(value: Any) -> Any:
 def _loads_with_lone_surrogates(body: bytes) -> dict:
     """The JSON object in ``body``, read by Python's decoder (which keeps lone surrogates,
     where orjson refuses them) with orjson's rules otherwise: UTF-8 only, no NaN or
-    Infinity, integers within 64 bits."""
+    Infinity, an integer past 64 bits read as a float."""
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_no_constant,
                           parse_int=_int64)
@@ -83,10 +83,10 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _int64(text: str) -> int:
-    value = int(text)
-    if not -(2**63) <= value < 2**64:
-        raise ValueError(f"the integer {text[:30]} exceeds 64 bits")
+def _int64(text: str) -> int | float:
+    value = int(text) if len(text) < 30 else None
+    if value is None or not -(2**63) <= value < 2**64:
+        return float(text)
     return value
 
 

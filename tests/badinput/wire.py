@@ -13,7 +13,9 @@ side form one character, as a JSON decoder reads them), everything else as sent;
 ``stored_rows`` is what the Event table must then hold.
 """
 
+import functools
 import json
+import random
 import re
 import string
 import uuid
@@ -27,8 +29,8 @@ from tracking.services import subject_hash
 
 MAX_TEXT, MAX_URL, MAX_ID, MAX_ITEM_ID = 1024, 2048, 200, 100
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
-RESERVED_PARAMS = {"engaged_ms", "scroll_pct", "rec_token", "value", "currency"}
-RESERVED_CONTEXT = {"page", "params", "item", "client_session"}
+RESERVED_PARAMS = frozenset({"engaged_ms", "scroll_pct", "rec_token", "value", "currency"})
+RESERVED_CONTEXT = frozenset({"page", "params", "item", "client_session"})
 ENGAGEMENT_ONLY = {"page_view", "user_engagement", "scroll"}
 
 HOSTILE = ("\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\U0001f600", "\U00010348",
@@ -65,21 +67,38 @@ def wire_bytes(payload: dict, *, raw_utf8: bool) -> bytes:
 hostile_char = st.one_of(st.sampled_from(HOSTILE), st.characters())
 
 
+def _hostile_string(seed: int, length: int) -> str:
+    """``length`` characters: half from HOSTILE, the rest printable ASCII or any code point
+    (lone surrogates included). Drawn from a seed: one draw for a whole string keeps 10,000
+    payloads fast to generate."""
+    rng = random.Random(seed)
+    chars = []
+    for _ in range(length):
+        pick = rng.random()
+        if pick < 0.5:
+            chars.append(rng.choice(HOSTILE))
+        elif pick < 0.8:
+            chars.append(chr(rng.randrange(0x20, 0x7F)))
+        else:
+            chars.append(chr(rng.randrange(0x110000)))
+    return "".join(chars)
+
+
+@functools.cache
 def hostile_text(max_size: int, *, prefix: str = "") -> st.SearchStrategy[str]:
     """Hostile strings up to ``max_size`` characters (prefix included): mostly short,
-    sometimes a repeated unit up to the limit."""
+    sometimes up to the limit; a few drawn character by character (they shrink well)."""
     room = max_size - len(prefix)
-    short = st.text(hostile_char, max_size=min(room, 24))
-    long = st.builds(lambda unit, n: (unit * n)[:room],
-                     st.text(hostile_char, min_size=1, max_size=6), st.integers(1, room))
-    return st.one_of(short, short, short, long).map(lambda text: prefix + text)
+    seeds = st.integers(0, 2**32)
+    short = st.builds(_hostile_string, seeds, st.integers(0, min(room, 24)))
+    long = st.builds(_hostile_string, seeds, st.integers(0, room))
+    drawn = st.text(hostile_char, max_size=min(room, 4))
+    return st.one_of(short, short, short, long, drawn).map(lambda text: prefix + text)
 
 
-def _key_ok(key: str, reserved: set[str]) -> bool:
-    return key not in reserved
-
-
-def valid_keys(reserved: set[str] = frozenset()) -> st.SearchStrategy[str]:
+# Strategies are built once (functools.cache): building one per draw costs more than drawing.
+@functools.cache
+def valid_keys(reserved: frozenset[str] = frozenset()) -> st.SearchStrategy[str]:
     longest = st.builds(lambda c: "k" + c * 63, st.sampled_from("abcXYZ019_.-"))
     return st.one_of(st.from_regex(KEY_RE, fullmatch=True), longest).filter(
         lambda key: key not in reserved)
@@ -90,6 +109,7 @@ scalars = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False), hostile_text(MAX_TEXT))
 
 
+@functools.cache
 def free_values(levels: int) -> st.SearchStrategy[Any]:
     """Custom values with at most ``levels`` levels of lists or objects."""
     if levels == 0:
@@ -99,7 +119,8 @@ def free_values(levels: int) -> st.SearchStrategy[Any]:
                      st.dictionaries(valid_keys(), inner, max_size=4))
 
 
-def free_objects(reserved: set[str], levels: int = 2) -> st.SearchStrategy[dict]:
+@functools.cache
+def free_objects(reserved: frozenset[str], levels: int = 2) -> st.SearchStrategy[dict]:
     return st.dictionaries(valid_keys(reserved), free_values(levels), max_size=4)
 
 
@@ -109,7 +130,7 @@ numbers = st.one_of(st.integers(-10**12, 10**12),
 
 @st.composite
 def items(draw) -> dict:
-    item = draw(free_objects({"item_id", "price", "quantity"}, levels=1))
+    item = draw(free_objects(frozenset({"item_id", "price", "quantity"}), levels=1))
     item["item_id"] = draw(st.one_of(hostile_text(MAX_ITEM_ID, prefix="i"),
                                      st.integers(0, 10**15)))
     if draw(st.booleans()):
@@ -158,14 +179,17 @@ class Wire:
         return {**self.event, "ts": ts}
 
 
+PAGE_LIMITS = {"url": MAX_URL, "referrer": MAX_URL, "title": MAX_TEXT, "path": MAX_URL}
+HOSTILE_KEY_TAILS = st.text(st.sampled_from(HOSTILE), min_size=1, max_size=8)
 NAMES = ("view_item", "add_to_cart", "purchase", "select_item", "search", "page_view",
          "scroll", "user_engagement", "custom_thing_2")
+EVENT_NAMES = st.one_of(st.sampled_from(NAMES),
+                        st.from_regex(r"[a-z][a-z0-9_]{0,39}", fullmatch=True))
 
 
 @st.composite
 def valid_events(draw) -> Wire:
-    name = draw(st.one_of(st.sampled_from(NAMES), st.from_regex(r"[a-z][a-z0-9_]{0,39}",
-                                                                fullmatch=True)))
+    name = draw(EVENT_NAMES)
     event: dict[str, Any] = {"event_id": str(draw(st.uuids(version=4))), "name": name}
     anon = draw(st.one_of(st.none(), hostile_text(MAX_ID, prefix="a")))
     user = draw(st.one_of(st.none(), hostile_text(MAX_ID, prefix="u_")))
@@ -178,9 +202,8 @@ def valid_events(draw) -> Wire:
     if draw(st.booleans()):
         event["session_id"] = draw(hostile_text(100, prefix="s"))
     if draw(st.booleans()):
-        limits = {"url": MAX_URL, "referrer": MAX_URL, "title": MAX_TEXT, "path": MAX_URL}
-        keys = draw(st.sets(st.sampled_from(sorted(limits))))
-        event["page"] = {key: draw(st.one_of(st.none(), hostile_text(limits[key])))
+        keys = draw(st.sets(st.sampled_from(sorted(PAGE_LIMITS))))
+        event["page"] = {key: draw(st.one_of(st.none(), hostile_text(PAGE_LIMITS[key])))
                          for key in keys}
     if draw(st.booleans()):
         event["context"] = draw(free_objects(RESERVED_CONTEXT))
@@ -208,7 +231,7 @@ def _break(draw, wire: Wire) -> Wire:
         event["context"] = {**event.get("context", {}), key: 1}
         wire.expected_field = f"context.{key[:64]}"
     elif kind == "hostile_key":
-        key = "k" + draw(st.text(st.sampled_from(HOSTILE), min_size=1, max_size=8))
+        key = "k" + draw(HOSTILE_KEY_TAILS)
         event["context"] = {**event.get("context", {}), key: "v"}
         wire.expected_field = f"context.{sanitised(key)[:64]}"
     elif kind == "deep":
