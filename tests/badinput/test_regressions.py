@@ -148,3 +148,12 @@ def test_integers_past_64_bits_read_as_orjson_reads_them(open_site):
         body = body.replace('"ANON"', "123456789012345678901234567890")
         reason, field, detail = rejection(post(open_site, body=body.encode()))
         assert (reason, field, detail) == ("invalid", "anon_id", "must be a string, not a number")
+
+
+def test_an_export_of_a_non_ascii_id_points_to_a_url(open_site):
+    """The Location of a pending export held the raw path: a MIME-encoded word, or a line
+    break (U+0085) that the WSGI server refused."""
+    response = Client().get("/api/v1/subjects/%C2%85%C4%80/export", {"type": "anon"},
+                            HTTP_AUTHORIZATION=f"Bearer {open_site.secret_key}")
+    assert response.status_code == 202, response.content
+    assert response["Location"].startswith("/api/v1/subjects/%C2%85%C4%80/export?request=")

@@ -65,8 +65,11 @@ RULES_BEYOND_THE_SCHEMA = {
     "GET /api/v1/recommendations": {"filter", "boost", "after", "anon_id"},
     "GET /api/v1/items/{item_id}/similar": {"filter", "boost", "after"},
     "GET /api/v1/users/{user_id}/recommendations": {"filter", "boost", "after"},
-    # a user id such as "undefined" or "null" is no user id
+    # a user id such as "undefined" or "null" is no user id (the export names the request
+    # parameter when either is wrong)
     "GET /api/v1/subjects/{subject_id}/profile": {"id"},
+    "DELETE /api/v1/subjects/{subject_id}": {"id"},
+    "GET /api/v1/subjects/{subject_id}/export": {"id", "request"},
     # attribute names are letters, digits, _ . - (OpenAPI 3.0 cannot constrain keys)
     "PUT /api/v1/items": {r"items\[\d+\]\.attributes\..*"},
 }

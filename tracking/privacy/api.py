@@ -10,6 +10,7 @@ import time
 import uuid
 
 from django.http import FileResponse, HttpResponse
+from django.utils.encoding import escape_uri_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -129,7 +130,8 @@ class SubjectExportApi(_SubjectApi):
         subject_request = self.wait(subject_request)
         if subject_request.status == DataSubjectRequest.Status.PENDING:
             return Response(request_out(subject_request), status=202, headers={
-                "Retry-After": "2", "Location": f"{request.path}?request={subject_request.pk}"
+                "Retry-After": "2",  # the path percent-encoded: a header holds no raw Unicode
+                "Location": f"{escape_uri_path(request.path)}?request={subject_request.pk}"
                 f"&type={self.id_type(request)}"})
         if subject_request.status == DataSubjectRequest.Status.FAILED:
             raise ExportFailed("this export failed (it is logged); ask for a new one")
@@ -147,10 +149,13 @@ class SubjectExportApi(_SubjectApi):
         site = site_for_secret_key(request)
         try:
             request_id = uuid.UUID(asked)
-            raw = raw_id_clean(subject_id, self.id_type(request))
-        except (ValueError, Invalid):
-            raise InvalidParameter("request must be a request id, and the path an id",
+        except ValueError:
+            raise InvalidParameter("request must be a request id (a UUID)",
                                    field="request") from None
+        try:
+            raw = raw_id_clean(subject_id, self.id_type(request))
+        except Invalid as error:
+            raise InvalidParameter(error.detail, field="id") from None
         hashes = subject_hashes(site=site, id_type=self.id_type(request), raw_id=raw)
         found = DataSubjectRequest.objects.select_related("site").filter(
             pk=request_id, site=site, kind=DataSubjectRequest.Kind.EXPORT,
