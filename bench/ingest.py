@@ -547,10 +547,13 @@ def worker_start(procs: Processes, env: dict[str, str], args: argparse.Namespace
 
 
 def redis_flush(url: str) -> None:
+    """Forget every Redis key but the cached consent states (which a site keeps warm)."""
     import redis
 
     client = redis.Redis.from_url(url)
-    client.flushdb()
+    stale = [key for key in client.scan_iter(count=10_000) if b"tracking:consent:" not in key]
+    for start in range(0, len(stale), 10_000):
+        client.delete(*stale[start:start + 10_000])
     client.close()
 
 
@@ -1071,7 +1074,8 @@ def _ignore_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-# Consent for analytics for a_0 ... a_{subjects - 1}: receipts and current states in bulk.
+# Consent for analytics for a_0 ... a_{subjects - 1}: receipts, current states and their
+# cached copies, in bulk.
 CONSENT_ALL = """
 from django.utils import timezone
 from tracking.models import ConsentReceipt, ConsentRecord, Site
@@ -1084,6 +1088,12 @@ receipts = ConsentReceipt.objects.bulk_create(
 ConsentRecord.objects.bulk_create(
     [ConsentRecord(site=site, subject=r.subject, analytics=True, personalization=False,
                    receipt=r, updated_at=timezone.now()) for r in receipts], batch_size=5000)
+# The cache as consent_record leaves it (its receiver writes the state on commit);
+# bulk_create sends no signals.
+from django.core.cache import cache
+from tracking.services import CONSENT_CACHE_SECONDS, consent_cache_key
+cache.set_many({{consent_cache_key(site.pk, r.subject): 1 for r in receipts}},
+               timeout=CONSENT_CACHE_SECONDS)
 """
 
 
