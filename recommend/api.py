@@ -29,7 +29,6 @@ from recommend.params import (
 )
 from recommend.recommending import RecRequest, answer_cached, recommendations_answer
 from recommend.selectors import user_alias_subjects
-from recommend.throttling import counters_for, counts_check
 from recommend.tokens import SUBJECT_CHARS
 from tracking.api import LeanApiView
 from tracking.authentication import site_for_public_key, site_for_secret_key
@@ -38,7 +37,13 @@ from tracking.models import Site
 from tracking.parsers import BoundedJSONParser
 from tracking.serializers import ErrorSerializer
 from tracking.services import subject_hash
-from tracking.throttling import FixedWindowThrottle, IpRateThrottle, SiteKeyRateThrottle
+from tracking.throttling import (
+    FixedWindowThrottle,
+    IpRateThrottle,
+    SiteKeyRateThrottle,
+    counters_for,
+    counts_check,
+)
 
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="a parameter is wrong (see field)"),
@@ -127,7 +132,7 @@ class _LeanApi(LeanApiView):
     throttle_classes: list = []
 
     # Public endpoints count their throttles in the cache read's round trip (see
-    # recommend/throttling.py); with no Redis they run as DRF runs them.
+    # tracking/throttling.py); with no Redis they run as DRF runs them.
     public_throttles: list[type[FixedWindowThrottle]] = []
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -23,6 +23,7 @@ from tracking.db import is_postgresql, pg_fetchall
 from tracking.errors import EnvelopeInvalid, NoConsent, PayloadTooLarge
 from tracking.models import ConsentReceipt, ConsentRecord, RawBatch, Site
 from tracking.validation import (
+    MAX_ID,
     Invalid,
     Rejection,
     TimeWindow,
@@ -148,15 +149,20 @@ def consent_cache_key(site_id: int, subject: str) -> str:
     return f"tracking:consent:{site_id}:{subject}"
 
 
-def consent_analytics_granted(*, site: Site, subjects: set[str]) -> set[str]:
-    """Which of these subjects currently consent to analytics (one cache round trip)."""
+def consent_analytics_granted(*, site: Site, subjects: set[str],
+                              prefetched: dict[str, Any] | None = None) -> set[str]:
+    """Which of these subjects currently consent to analytics (one cache round trip, none
+    when ``prefetched`` holds what the cache had for them: cache key -> value)."""
     if not subjects:
         return set()
     keys = {subject: consent_cache_key(site.pk, subject) for subject in subjects}
-    try:
-        cached = cache.get_many(keys.values())
-    except CACHE_UNAVAILABLE:  # Redis is down: the database has the answer
-        return _consent_granted_read(site=site, subjects=subjects)
+    if prefetched is not None and all(key in prefetched for key in keys.values()):
+        cached = {key: value for key, value in prefetched.items() if value is not None}
+    else:
+        try:
+            cached = cache.get_many(keys.values())
+        except CACHE_UNAVAILABLE:  # Redis is down: the database has the answer
+            return _consent_granted_read(site=site, subjects=subjects)
     granted = {subject for subject, key in keys.items() if cached.get(key) == 1}
     missing = [subject for subject, key in keys.items() if key not in cached]
     if missing:
@@ -186,13 +192,48 @@ class IngestResult:
         return {"accepted": self.accepted, "rejected": [r.as_dict() for r in self.rejected]}
 
 
+class SubjectHasher:
+    """The pseudonymous subject ids of one batch: each raw id hashed once (a browser's
+    batch is one visitor's)."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.hashed: dict[tuple[str, str], str] = {}
+
+    def __call__(self, kind: str, raw_id: str) -> str:
+        key = (kind, raw_id)
+        subject = self.hashed.get(key)
+        if subject is None:
+            subject = self.hashed[key] = subject_hash(site=self.site, kind=kind, raw_id=raw_id)
+        return subject
+
+
+def consent_keys_of_batch(*, site: Site, events: Any, hasher: SubjectHasher) -> list[str]:
+    """The consent cache keys a batch will ask for, read off its raw events before
+    validation (so the read can share a round trip with the throttles). A guess that
+    validation later corrects costs nothing: a subject it missed is read as usual."""
+    if not isinstance(events, list):
+        return []
+    keys = set()
+    for event in events[:tracking_settings.MAX_EVENTS]:
+        if isinstance(event, dict):
+            raw_id = event.get("anon_id")
+            if isinstance(raw_id, str) and raw_id and len(raw_id) <= MAX_ID:
+                keys.add(consent_cache_key(site.pk, hasher("a", raw_id)))
+    return list(keys)
+
+
 def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: datetime,
-                       source: str, user_agent: str = "") -> IngestResult:
+                       source: str, user_agent: str = "", hasher: SubjectHasher | None = None,
+                       consent_cached: dict[str, Any] | None = None) -> IngestResult:
     """Validate a batch, check consent, store the accepted events in ONE insert, signal.
 
     Raises EnvelopeInvalid (400), PayloadTooLarge (413) or NoConsent (403)
     when the batch as a whole cannot be taken; otherwise each bad event is
-    listed by index and reason and the good ones are stored.
+    listed by index and reason and the good ones are stored. ``hasher`` and
+    ``consent_cached`` (consent cache key -> value or None) carry work done
+    before, by ``consent_keys_of_batch`` and the read that shared the throttles'
+    round trip.
     """
     events = payload.get("events")
     if not isinstance(events, list) or not events:
@@ -215,10 +256,11 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
         max_future=tracking_settings.MAX_FUTURE, max_age=event_max_age(site=site),
         max_skew=tracking_settings.MAX_CLOCK_SKEW,
     )
-    cleaned, rejected = events_clean(site=site, events=events, window=window)
+    cleaned, rejected = events_clean(site=site, events=events, window=window, hasher=hasher)
 
     if site.require_consent and cleaned:
-        granted = consent_analytics_granted(site=site, subjects={e["subject"] for _, e in cleaned})
+        granted = consent_analytics_granted(site=site, subjects={e["subject"] for _, e in cleaned},
+                                            prefetched=consent_cached)
         kept = []
         for index, event in cleaned:
             if event["subject"] in granted:
@@ -298,19 +340,14 @@ def raw_batch_insert(*, batch: RawBatch) -> int:
     return batch.pk
 
 
-def events_clean(*, site: Site, events: list[Any], window: TimeWindow
+def events_clean(*, site: Site, events: list[Any], window: TimeWindow,
+                 hasher: SubjectHasher | None = None
                  ) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
     """Validate each event and replace its raw ids with pseudonymous subject ids."""
     offset = clock_offset(window)
     cleaned: list[tuple[int, dict[str, Any]]] = []
     rejected: list[Rejection] = []
-    hashed: dict[tuple[str, str], str] = {}  # a browser batch is one visitor: hash once
-
-    def subject(kind: str, raw_id: str) -> str:
-        key = (kind, raw_id)
-        if key not in hashed:
-            hashed[key] = subject_hash(site=site, kind=kind, raw_id=raw_id)
-        return hashed[key]
+    subject = hasher or SubjectHasher(site)
 
     for index, raw in enumerate(events):
         try:

@@ -8,9 +8,14 @@ syntax, its Retry-After answer and its proxy-aware client address.
 
 import hmac
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache as default_cache
+from django.http import HttpRequest
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 from recsite.cache import CACHE_UNAVAILABLE
@@ -43,10 +48,7 @@ class FixedWindowThrottle(SimpleRateThrottle):
 
     def count(self, key: str) -> int:
         """This window's requests so far, this one included."""
-        try:  # one round trip once the window's counter exists
-            return self.cache.incr(key)
-        except ValueError:  # the window's first request (or a race with another one)
-            return 1 if self.cache.add(key, 1, timeout=self.duration + 1) else self.cache.incr(key)
+        return window_count(self.cache, key, int(self.duration) + 1)
 
     def wait(self) -> float:
         return max(0.0, self.window_end - self.timer())
@@ -73,3 +75,70 @@ class SiteKeyRateThrottle(FixedWindowThrottle):
     def get_cache_key(self, request, view) -> str | None:
         site = getattr(request, "recsite_site", None)
         return None if site is None else f"throttle:key:{site.pk}"
+
+
+# --- counted in another read's round trip -------------------------------------------
+# The hottest endpoints count their throttles in the same Redis command as the read they
+# need anyway (collect: the visitors' consent states; recommendations: the cached answer):
+# the same keys, windows and limits as allow_request, so the budgets are shared.
+
+
+@dataclass(frozen=True)
+class WindowCounter:
+    name: str  # the cache key of this window's counter, as allow_request names it
+    key: str  # the same, as stored (with the cache's prefix and version)
+    seconds: int  # its lifetime
+    limit: int
+    window_end: float
+
+
+def counters_for(request: HttpRequest, view: object,
+                 throttles: list[FixedWindowThrottle]) -> list[WindowCounter]:
+    """This window's counter of each throttle that applies to the request."""
+    found = []
+    for throttle in throttles:
+        if throttle.rate is None:
+            continue
+        key = throttle.get_cache_key(request, view)
+        if key is None:
+            continue
+        now = throttle.timer()
+        window = int(now // throttle.duration)
+        name = f"{key}:{window}"
+        found.append(WindowCounter(name=name, key=throttle.cache.make_key(name),
+                                   seconds=int(throttle.duration) + 1,
+                                   limit=throttle.num_requests,
+                                   window_end=(window + 1) * throttle.duration))
+    return found
+
+
+def counts_check(counters: list[WindowCounter], counts: list[int], *, now: float) -> None:
+    """429 (with the wait) when a counter went past its limit."""
+    for counter, count in zip(counters, counts, strict=True):
+        if count > counter.limit:
+            raise Throttled(wait=max(0.0, counter.window_end - now))
+
+
+def window_count(cache: Any, key: str, seconds: int) -> int:
+    """Count one more request in this window's counter (made to live ``seconds``)."""
+    try:  # one round trip once the window's counter exists
+        return cache.incr(key)
+    except ValueError:  # the window's first request (or a race with another one)
+        return 1 if cache.add(key, 1, timeout=seconds) else cache.incr(key)
+
+
+def counted_get_many(counters: list[WindowCounter], keys: Iterable[str]
+                     ) -> tuple[list[int], dict[str, Any]]:
+    """Count these windows and read these cache keys: one round trip on Redis
+    (``recsite.cache.RedisCache``), one call each on other caches. While Redis is down
+    the counters stay open (0) and nothing is read: collecting matters more than limiting.
+    """
+    cache = default_cache
+    keys = list(keys)
+    try:
+        if hasattr(cache, "count_and_get_many"):
+            return cache.count_and_get_many([(c.name, c.seconds) for c in counters], keys)
+        counts = [window_count(cache, c.name, c.seconds) for c in counters]
+        return counts, cache.get_many(keys)
+    except CACHE_UNAVAILABLE:
+        return [0] * len(counters), {}
