@@ -21,6 +21,7 @@ from functools import lru_cache
 from django.db.models import Count
 
 from profiles.models import IdentityLink
+from tracking.db import pk_in
 from tracking.models import Event, Site
 from tracking.services import subject_hash
 from tracking.validation import JUNK_IDS
@@ -87,7 +88,7 @@ def candidates_of(*, site_id: int, pks: list[int] | None = None, upto_pk: int | 
     events = Event.objects.filter(site_id=site_id, item_index=0, user_subject__isnull=False,
                                   pk__gt=after_pk)
     if pks is not None:
-        events = events.filter(pk__in=pks)
+        events = events.filter(pk_in(pks))
     if upto_pk is not None:
         events = events.filter(pk__lte=upto_pk)
     rows = events.order_by("pk").values_list("subject", "user_subject", "ts")

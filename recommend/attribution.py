@@ -18,6 +18,7 @@ from recommend.conf import recommend_settings
 from recommend.experiments import ExperimentResult, experiment_analyse
 from recommend.models import Attribution, Dismissal, Experiment
 from recommend.tokens import RecToken, token_read
+from tracking.db import pk_in
 from tracking.models import Event
 
 KINDS = {"view_item_list": Attribution.Kind.IMPRESSION, "select_item": Attribution.Kind.CLICK,
@@ -33,7 +34,7 @@ def events_attribute(*, site_id: int, event_pks: Iterable[int]) -> int:
     pks = list(event_pks)
     max_age = recommend_settings.REC_TOKEN_MAX_AGE_DAYS * 86400
     window = timedelta(hours=recommend_settings.ATTRIBUTION_WINDOW_HOURS)
-    rows = Event.objects.filter(pk__in=pks, name__in=list(KINDS)).filter(
+    rows = Event.objects.filter(pk_in(pks), name__in=list(KINDS)).filter(
         ~Q(rec_token="") | Q(name__in=CONVERSIONS)).values_list(
         "pk", "name", "item_index", "item_id", "subject", "user_subject", "ts", "value",
         "rec_token", "context")
@@ -69,7 +70,7 @@ def _same_subject(token: RecToken, subject: str, user_subject: str | None) -> bo
 
 def dismissals_record(*, site_id: int, event_pks: Iterable[int]) -> int:
     """Keep each ``not_interested`` item of these events for good; returns rows seen."""
-    rows = Event.objects.filter(pk__in=list(event_pks), name="not_interested") \
+    rows = Event.objects.filter(pk_in(list(event_pks)), name="not_interested") \
         .exclude(item_id="").values_list("subject", "user_subject", "item_id", "ts")
     made = []
     for subject, user_subject, item_id, ts in rows:

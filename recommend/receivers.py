@@ -15,6 +15,7 @@ from recommend.caching import answer_cache
 from recommend.models import Attribution, Dismissal, Experiment, ModelVersion, Placement, Variant
 from recommend.services import model_version_create, subjects_erase
 from tracking.conf import tracking_settings
+from tracking.db import pk_in
 from tracking.models import ConsentRecord, Event, Item, Site
 from tracking.signals import events_cleaned, subjects_erased, subjects_exported
 
@@ -29,12 +30,14 @@ def on_events_cleaned(sender: Any, *, site_id: int, event_pks: list[int], **kwar
     Never raises: the events are stored whatever happens here.
     """
     try:
-        subjects = set()
-        for subject, user_subject in Event.objects.filter(pk__in=event_pks) \
-                .values_list("subject", "user_subject").distinct():
-            subjects.add(subject)
-            if user_subject:
-                subjects.add(user_subject)
+        subjects = kwargs.get("subjects")
+        if subjects is None:
+            subjects = set()
+            for subject, user_subject in Event.objects.filter(pk_in(event_pks)) \
+                    .values_list("subject", "user_subject").distinct():
+                subjects.add(subject)
+                if user_subject:
+                    subjects.add(user_subject)
         answer_cache.subjects_invalidate(site_id, subjects)
     except Exception:
         logger.exception("recommend: cache invalidation for %d events of site %s failed",

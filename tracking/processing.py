@@ -83,11 +83,11 @@ def raw_batches_process(*, batches: list[RawBatch]) -> DrainResult:
         by_site[batch.site_id].append(batch)
     counts: Counter[tuple[int, date, str]] = Counter()
     for site_id, site_batches in by_site.items():
-        stored_pks = _site_batches_process(site_id, site_batches, counts)
+        stored_pks, subjects = _site_batches_process(site_id, site_batches, counts)
         if stored_pks:
             transaction.on_commit(
-                lambda site_id=site_id, pks=stored_pks: events_cleaned.send(
-                    sender=Event, site_id=site_id, event_pks=pks
+                lambda site_id=site_id, pks=stored_pks, subjects=subjects: events_cleaned.send(
+                    sender=Event, site_id=site_id, event_pks=pks, subjects=subjects
                 )
             )
     RawBatch.objects.filter(pk__in=[b.pk for b in batches]).update(processed_at=timezone.now())
@@ -98,7 +98,10 @@ def raw_batches_process(*, batches: list[RawBatch]) -> DrainResult:
 
 
 def _site_batches_process(site_id: int, batches: list[RawBatch],
-                          counts: Counter[tuple[int, date, str]]) -> list[int]:
+                          counts: Counter[tuple[int, date, str]]
+                          ) -> tuple[list[int], frozenset[str]]:
+    """Store the site's events of these batches, counting every outcome; returns the new
+    rows' ids and the subject hashes (user subjects too) they belong to."""
     settings = tracking_settings
     candidates: list[pipeline.Candidate] = []
     day_of: dict[int, date] = {}
@@ -115,7 +118,7 @@ def _site_batches_process(site_id: int, batches: list[RawBatch],
                 subject=event["subject"], drop="bot_user_agent" if bot else None,
             ))
     if not candidates:
-        return []
+        return [], frozenset()
 
     live = [c for c in candidates if not c.drop]
     stored_ids = _stored_event_ids(site_id, {c.event["event_id"] for c in live})
@@ -131,11 +134,16 @@ def _site_batches_process(site_id: int, batches: list[RawBatch],
     # Bots' events are kept apart with the reason, out of Event and so out of training.
     flagged_events_store(site_id=site_id, candidates=candidates,
                          user_agents={batch.pk: batch.user_agent for batch in batches})
+    subjects = set()
     for cand in candidates:
         if cand.drop is None and cand.event["event_id"] not in inserted_ids:
             cand.drop = "duplicate"  # stored meanwhile by a concurrent drain
+        if cand.drop is None:
+            subjects.add(cand.subject)
+            if cand.event.get("user_subject"):
+                subjects.add(cand.event["user_subject"])
         counts[(site_id, day_of[cand.batch_id], cand.drop or "stored")] += 1
-    return pks
+    return pks, frozenset(subjects)
 
 
 @lru_cache(maxsize=4096)

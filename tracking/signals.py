@@ -1,7 +1,8 @@
 """The signals tracking sends; other apps listen to them instead of importing tracking's internals.
 
-``events_cleaned(sender=Event, site_id=int, event_pks=list[int])`` is sent after
-the transaction that stored those Event rows has committed.
+``events_cleaned(sender=Event, site_id=int, event_pks=list[int], subjects=frozenset[str])``
+is sent after the transaction that stored those Event rows has committed; ``subjects``
+holds their subject and user-subject hashes (so receivers need not read them back).
 
 ``subjects_erased(sender=DataSubjectRequest, site=Site, subjects=set[str])`` is sent
 inside the erasure's transaction (tracking.privacy.erasure): each receiver deletes
