@@ -353,11 +353,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _commit() -> str:
-    head = (ROOT / ".git" / "HEAD").read_text().strip()
-    if head.startswith("ref: "):
-        ref = ROOT / ".git" / head[5:]
-        return ref.read_text().strip()[:7] if ref.exists() else "?"
-    return head[:7]
+    """The checkout's commit (worktrees included), or "?" outside git."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True)
+    return done.stdout.strip() or "?"
 
 
 def print_report(r: dict[str, Any]) -> None:
