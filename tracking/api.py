@@ -1,6 +1,5 @@
 """HTTP endpoints of tracking: collect (browser), events (server), consent. Thin by design."""
 
-import time
 from typing import Any
 
 import orjson
@@ -141,7 +140,7 @@ class EventCollectApi(_SiteApi):
             if site.require_consent else []
         counters = counters_for(request, self, [cls() for cls in self.counted_throttles])
         counts, cached = counted_get_many(counters, keys)
-        counts_check(counters, counts, now=time.time())
+        counts_check(counters, counts)
         result = event_batch_ingest(
             site=site, payload=payload, received_at=received_at,
             source=RawBatch.Source.BROWSER, user_agent=request.META.get("HTTP_USER_AGENT", ""),

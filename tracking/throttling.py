@@ -89,7 +89,7 @@ class WindowCounter:
     key: str  # the same, as stored (with the cache's prefix and version)
     seconds: int  # its lifetime
     limit: int
-    window_end: float
+    wait: float  # until the window ends, by the throttle's clock
 
 
 def counters_for(request: HttpRequest, view: object,
@@ -108,15 +108,15 @@ def counters_for(request: HttpRequest, view: object,
         found.append(WindowCounter(name=name, key=throttle.cache.make_key(name),
                                    seconds=int(throttle.duration) + 1,
                                    limit=throttle.num_requests,
-                                   window_end=(window + 1) * throttle.duration))
+                                   wait=max(0.0, (window + 1) * throttle.duration - now)))
     return found
 
 
-def counts_check(counters: list[WindowCounter], counts: list[int], *, now: float) -> None:
+def counts_check(counters: list[WindowCounter], counts: list[int]) -> None:
     """429 (with the wait) when a counter went past its limit."""
     for counter, count in zip(counters, counts, strict=True):
         if count > counter.limit:
-            raise Throttled(wait=max(0.0, counter.window_end - now))
+            raise Throttled(wait=counter.wait)
 
 
 def window_count(cache: Any, key: str, seconds: int) -> int:
