@@ -42,18 +42,30 @@ class DrainResult:
         return self.outcomes["stored"]
 
 
-def outbox_drain(*, max_batches: int | None = None, time_budget: float = 50.0) -> DrainResult:
-    """Process pending raw batches until none is left or the time budget is spent."""
+def outbox_drain(*, max_batches: int | None = None, time_budget: float = 50.0,
+                 linger: float = 0.0) -> DrainResult:
+    """Process pending raw batches until none is left or the time budget is spent.
+
+    With ``linger``, the last look for work comes at least that long after the
+    pending flag was cleared (a request that saw the flag set within that time may
+    have skipped asking for a drain: see tracking.services.FLAG_MEMO_SECONDS).
+    """
     from tracking.services import outbox_pending_clear
 
     outbox_pending_clear()
+    cleared_at = time.monotonic()
     total = DrainResult()
     limit = max_batches or tracking_settings.DRAIN_MAX_BATCHES
-    deadline = time.monotonic() + time_budget
+    deadline = cleared_at + time_budget
     while time.monotonic() < deadline:
         result, _ = pending_batches_process(limit=limit)
         if not result.batches:
-            break
+            wait = cleared_at + linger - time.monotonic()
+            if wait <= 0:
+                break
+            time.sleep(wait)
+            linger = 0.0  # one more look, then done
+            continue
         total.batches += result.batches
         total.outcomes.update(result.outcomes)
     return total

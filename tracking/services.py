@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from kombu.exceptions import OperationalError
@@ -367,9 +368,10 @@ def events_clean(*, site: Site, events: list[Any], window: TimeWindow,
 
 PENDING_FLAG = "tracking:outbox-pending"
 # Under load every request would ask Redis whether a drain is queued. A process
-# that saw the flag set moments ago skips asking: a drain that clears the flag
-# meanwhile is followed by the next request's ask (or, when traffic stops right
-# there, by the sweeper).
+# that saw the flag set moments ago skips asking; the drain task makes that safe by
+# looking for batches one last time FLAG_MEMO_SECONDS after it cleared the flag
+# (outbox_drain's ``linger``), so a batch whose request skipped is still taken.
+# Tasks run in the request (eager, the embedded default): no memo, nothing lingers.
 FLAG_MEMO_SECONDS = 0.2
 _flag_seen_at = -1.0
 
@@ -383,7 +385,8 @@ def outbox_signal() -> None:
     """
     global _flag_seen_at
     now = time.monotonic()
-    if now - _flag_seen_at < FLAG_MEMO_SECONDS:
+    if now - _flag_seen_at < FLAG_MEMO_SECONDS \
+            and not getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         return
     try:
         added = cache.add(PENDING_FLAG, time.time(), timeout=60)

@@ -6,13 +6,14 @@ from tracking.models import Site
 from tracking.privacy.requests import exports_expire, subject_request_run
 from tracking.privacy.retention import previous_keys_forget, site_retention_purge
 from tracking.processing import outbox_drain, outbox_sweep
+from tracking.services import FLAG_MEMO_SECONDS
 
 
 @shared_task(name="tracking.process_outbox", acks_late=True,
              autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def process_outbox() -> int:
     """Drain pending raw batches into Event; returns how many events were stored."""
-    return outbox_drain().stored
+    return outbox_drain(linger=FLAG_MEMO_SECONDS).stored
 
 
 @shared_task(name="tracking.sweep_outbox", acks_late=True)
