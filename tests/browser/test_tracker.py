@@ -121,6 +121,11 @@ def test_an_event_right_before_leaving_is_delivered_by_beacon(page, live_server,
     page.goto(shop_url(live_server, shop_site, flush="60000"))  # no timer flush in this test
     accept(page)
     assert wait_for(lambda: names(shop_site) == ["page_view", "view_item"], timeout=10)
+    # A visitor's tab has focus; headless Chromium does not always say so to a page that
+    # loaded in the background, and engaged time counts only while focused and visible.
+    page.bring_to_front()
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    page.wait_for_timeout(300)
     page.click("#add")
     event_id = queued(page)[0]["event_id"]
     page.goto(f"{live_server.url}/test/plain/")  # a page without the tracker
