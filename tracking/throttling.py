@@ -22,6 +22,15 @@ from recsite.cache import CACHE_UNAVAILABLE
 from tracking.conf import tracking_settings
 
 
+@dataclass(frozen=True)
+class WindowCounter:
+    name: str  # the cache key of this window's counter, as allow_request names it
+    key: str  # the same, as stored (with the cache's prefix and version)
+    seconds: int  # its lifetime
+    limit: int
+    wait: float  # until the window ends, by the throttle's clock
+
+
 class FixedWindowThrottle(SimpleRateThrottle):
     cache = default_cache
     timer = time.time
@@ -30,18 +39,27 @@ class FixedWindowThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return getattr(tracking_settings, self.setting)
 
-    def allow_request(self, request, view) -> bool:
+    def counter(self, request, view) -> WindowCounter | None:
+        """This window's counter for the request, or None when the throttle does not apply."""
         if self.rate is None:
-            return True
+            return None
         self.key = self.get_cache_key(request, view)
         if self.key is None:
-            return True
+            return None
         now = self.timer()
         window = int(now // self.duration)
-        self.window_end = (window + 1) * self.duration
-        key = f"{self.key}:{window}"
+        name = f"{self.key}:{window}"
+        return WindowCounter(name=name, key=self.cache.make_key(name),
+                             seconds=int(self.duration) + 1, limit=self.num_requests,
+                             wait=max(0.0, (window + 1) * self.duration - now))
+
+    def allow_request(self, request, view) -> bool:
+        counter = self.counter(request, view)
+        if counter is None:
+            return True
+        self.window_end = self.timer() + counter.wait
         try:
-            count = self.count(key)
+            count = self.count(counter.name)
         except CACHE_UNAVAILABLE:
             return True  # open while Redis is down: collecting matters more than limiting
         return count <= self.num_requests
@@ -83,33 +101,10 @@ class SiteKeyRateThrottle(FixedWindowThrottle):
 # the same keys, windows and limits as allow_request, so the budgets are shared.
 
 
-@dataclass(frozen=True)
-class WindowCounter:
-    name: str  # the cache key of this window's counter, as allow_request names it
-    key: str  # the same, as stored (with the cache's prefix and version)
-    seconds: int  # its lifetime
-    limit: int
-    wait: float  # until the window ends, by the throttle's clock
-
-
 def counters_for(request: HttpRequest, view: object,
                  throttles: list[FixedWindowThrottle]) -> list[WindowCounter]:
     """This window's counter of each throttle that applies to the request."""
-    found = []
-    for throttle in throttles:
-        if throttle.rate is None:
-            continue
-        key = throttle.get_cache_key(request, view)
-        if key is None:
-            continue
-        now = throttle.timer()
-        window = int(now // throttle.duration)
-        name = f"{key}:{window}"
-        found.append(WindowCounter(name=name, key=throttle.cache.make_key(name),
-                                   seconds=int(throttle.duration) + 1,
-                                   limit=throttle.num_requests,
-                                   wait=max(0.0, (window + 1) * throttle.duration - now)))
-    return found
+    return [c for c in (throttle.counter(request, view) for throttle in throttles) if c]
 
 
 def counts_check(counters: list[WindowCounter], counts: list[int]) -> None:
