@@ -14,17 +14,12 @@ from collections.abc import Collection, Sequence
 
 from django.core.cache import cache
 
+from recsite.cache import COUNTERS_LUA
+
 # One command for a read: the throttle counters (INCR, EXPIRE on the window's first), the
 # site's generation and the answer. KEYS: the counters, the generation, the answers' hash;
 # ARGV: the number of counters, each counter's lifetime, the answer's field ("" for none).
-_READ = """
-local n = tonumber(ARGV[1])
-local out = {}
-for i = 1, n do
-  local count = redis.call('INCR', KEYS[i])
-  if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[i + 1]) end
-  out[i] = count
-end
+_READ = COUNTERS_LUA + """
 out[n + 1] = redis.call('GET', KEYS[n + 1])
 if ARGV[n + 2] ~= '' then out[n + 2] = redis.call('HGET', KEYS[n + 2], ARGV[n + 2]) end
 return out

@@ -83,9 +83,10 @@ class RedisCache(DjangoRedisCache):
         return [int(count) for count in replies[:len(counters)]], found
 
 
-# Fixed-window counters and plain reads in one command. KEYS: the counters, then the keys
-# to read; ARGV: the number of counters, then each counter's lifetime in seconds.
-_COUNT_AND_GET = """
+# The start of a script that counts fixed-window throttles: KEYS[1..n] are the counters,
+# ARGV[1] is n and ARGV[2..n+1] their lifetimes in seconds (set on a counter's first
+# increment); leaves ``n`` and ``out`` (the new counts) for the rest of the script.
+COUNTERS_LUA = """
 local n = tonumber(ARGV[1])
 local out = {}
 for i = 1, n do
@@ -93,6 +94,10 @@ for i = 1, n do
   if count == 1 then redis.call('EXPIRE', KEYS[i], ARGV[i + 1]) end
   out[i] = count
 end
+"""
+
+# The counters, then plain reads of the remaining KEYS, in one command.
+_COUNT_AND_GET = COUNTERS_LUA + """
 for i = n + 1, #KEYS do out[i] = redis.call('GET', KEYS[i]) or false end
 return out
 """
