@@ -360,16 +360,3 @@ def outbox_sweep() -> int:
         processed_at__lt=now - timedelta(hours=tracking_settings.RAW_RETENTION_HOURS)
     ).delete()
     return stale
-
-
-def retention_purge(*, now: datetime | None = None) -> int:
-    """Delete each site's events older than its retention period; returns rows deleted."""
-    from tracking.models import Site
-
-    now = now or timezone.now()
-    deleted = 0
-    for site_id, days in Site.objects.values_list("pk", "retention_days"):
-        count, _ = Event.objects.filter(site_id=site_id,
-                                        ts__lt=now - timedelta(days=days)).delete()
-        deleted += count
-    return deleted

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from tests.conftest import iso, make_event
 from tracking.models import Event, RawBatch
-from tracking.processing import outbox_drain, outbox_sweep, retention_purge
+from tracking.privacy.retention import site_retention_purge
+from tracking.processing import outbox_drain, outbox_sweep
 from tracking.selectors import outcome_totals
 
 
@@ -43,7 +44,7 @@ def test_a_replay_days_later_is_counted_as_duplicates_and_stores_nothing(consent
                                                                          days):
     events = first_delivery(consented_api)
     age_everything(site, days)
-    assert retention_purge() == 0  # within the site's 395 days: nothing goes
+    assert site_retention_purge(site=site).events == 0  # within the site's 395 days: nothing goes
     outbox_sweep()  # raw batches are kept 72 hours: dedupe does not rely on them
     assert RawBatch.objects.exists() == (days * 24 < 72)
 
@@ -64,7 +65,7 @@ def test_an_event_older_than_the_site_retention_is_refused_not_stored_again(cons
     site.save()
     events = first_delivery(consented_api, count=1)
     age_everything(site, 8)
-    assert retention_purge() == 1  # past the retention: the original is gone
+    assert site_retention_purge(site=site).events == 1  # past the retention: the original is gone
 
     answer = consented_api.collect(replayed(events, 8)).json()
 
@@ -80,7 +81,7 @@ def test_within_a_short_retention_a_replay_is_still_a_duplicate(consented_api, s
     site.save()
     events = first_delivery(consented_api, count=1)
     age_everything(site, 6)
-    assert retention_purge() == 0
+    assert site_retention_purge(site=site).events == 0
 
     assert consented_api.collect(replayed(events, 6)).json()["accepted"] == 1
     outbox_drain()

@@ -9,7 +9,8 @@ from django.db import connection
 from tests.conftest import iso, make_event
 from tracking import pipeline
 from tracking.models import DailyCount, Event, RawBatch
-from tracking.processing import outbox_drain, raw_batches_process, retention_purge
+from tracking.privacy.retention import site_retention_purge
+from tracking.processing import outbox_drain, raw_batches_process
 from tracking.selectors import outcome_totals
 
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -215,5 +216,5 @@ def test_retention_purge_keeps_recent_events(consented_api, site):
     Event.objects.create(site=site, event_id=uuid.uuid4(), subject="old", session="s",
                          name="page_view", ts=datetime.now(UTC) - timedelta(days=11),
                          source="import")
-    assert retention_purge() == 1
+    assert site_retention_purge(site=site).events == 1
     assert Event.objects.count() == 1 and Event.objects.get().subject != "old"
