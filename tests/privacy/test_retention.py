@@ -64,3 +64,22 @@ def test_a_retired_subject_key_is_forgotten_once_its_rows_have_aged_out(site):
     assert previous_keys_forget(now=retired.forget_after - timedelta(seconds=1)) == 0
     assert previous_keys_forget(now=retired.forget_after + timedelta(seconds=1)) == 1
     assert not PreviousSubjectKey.objects.exists()
+
+
+def test_flagged_bot_events_past_the_window_go_too_after_the_others(site):
+    from tracking.flagged.models import FlaggedEvent
+
+    site.retention_days = 30
+    site.save()
+    cutoff = NOW - timedelta(days=30)
+    events_at(site, [cutoff - timedelta(days=1)])
+    FlaggedEvent.objects.bulk_create([
+        FlaggedEvent(site=site, event_id=make_event()["event_id"], subject="b" * 32,
+                     name="view_item", ts=moment, reason="bot_rate", source="browser", event={})
+        for moment in (cutoff - timedelta(seconds=1), cutoff)])
+
+    first = site_retention_purge(site=site, now=NOW, max_chunks=1)  # the budget: events only
+    assert (first.events, first.flagged, first.done) == (1, 0, False)
+    second = site_retention_purge(site=site, now=NOW, max_chunks=2)
+    assert (second.events, second.flagged, second.done) == (0, 1, True)
+    assert list(FlaggedEvent.objects.filter(site=site).values_list("ts", flat=True)) == [cutoff]
