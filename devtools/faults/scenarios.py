@@ -220,9 +220,11 @@ def _postgres_outage(stack: stacks.Stack, options: Options, plan: BatchPlanner, 
     queued_in_outage = tab.events_during(PG_DOWN_SECONDS) if tab else []
     while time.time() - down < PG_DOWN_SECONDS:
         time.sleep(0.2)
+    # PostgreSQL takes connections (and commits) before start() has seen its port open:
+    # the outage is the span from the stop's end to the start's beginning.
+    restarting = time.time()
     stack.pg.start()
-    up = time.time()
-    note("PostgreSQL started again")
+    note(f"PostgreSQL started again (in {time.time() - restarting:.1f} s)")
     browser_notes = tab.delivered(timeout=120) if tab else {}
     load_end = load.join()
     note("load ended")
@@ -232,16 +234,16 @@ def _postgres_outage(stack: stacks.Stack, options: Options, plan: BatchPlanner, 
     browser_ids = tab.sent_ids() if tab else set()
     figures = reconcile("postgres stopped 30 s", load.ledger, state, allowed={202, 503},
                         also_stored=browser_ids)
-    during = load.ledger.statuses(stopped, up)
-    first_202 = min((a.at for a in load.ledger.attempts if a.at > up and a.status == 202),
+    during = load.ledger.statuses(stopped, restarting)
+    first_202 = min((a.at for a in load.ledger.attempts if a.at > restarting and a.status == 202),
                     default=None)
     no_retry_after = sum(1 for a in load.ledger.attempts if a.status == 503
                          and not (a.retry_after or "").isdigit())
     figures.extra.update({
-        "down s": round(up - down, 1),
-        "answers while down": f"{dict(during)} ({load.ledger.latency_ms(stopped, up)})",
+        "down s": round(restarting - down, 1),
+        "answers while down": f"{dict(during)} ({load.ledger.latency_ms(stopped, restarting)})",
         "answers before the stop": load.ledger.latency_ms(0.0, down),
-        "first 202 after restart s": None if first_202 is None else first_202 - up,
+        "first 202 after restart s": None if first_202 is None else first_202 - restarting,
         "drained after the load s": after_load,
     })
     if no_retry_after:
