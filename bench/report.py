@@ -292,6 +292,24 @@ def instructions_table(r: dict[str, Any]) -> str:
     return table(["per request of 20 events", "instructions (callgrind)"], rows, "lr")
 
 
+def fairness_table(r: dict[str, Any]) -> str:
+    """bench/rate_limit_fairness.py: calm sites' latency alone and beside a flooding key."""
+    m, c = r["medians"], r["config"]
+    rows = [["alone (baseline)", num(m["alone_p50"], 1), num(m["alone_p99"], 1), ""],
+            [f"beside one key flooding at {c['flood_rate_per_s']}/s (10x its quota)",
+             num(m["beside_p50"], 1), num(m["beside_p99"], 1),
+             f"p99 {r['p99_ratio']:.2f}x alone (target <= {r['target_ratio']:.2f}x): "
+             + verdict(r["p99_ratio"] <= r["target_ratio"])]]
+    flood = (f"The flood: {100 * m['flood_429_share']:.0f} % answered 429, the first after "
+             f"{m['flood_first_429_s']:.2f} s, at most {m['flood_max_per_window']:.0f} accepted "
+             f"in one second's window; calm requests refused: {m['calm_throttled']:.0f}. "
+             f"{c['calm_sites']} calm sites at {c['calm_rate_per_s'] / c['calm_sites']:g} "
+             f"requests/s each, gunicorn {c['gunicorn_workers']} sync workers, medians of "
+             f"{c['repeat']} runs.")
+    return table([f"calm sites' collect ({m['calm_requests']:.0f} requests per condition "
+                  "per run)", "p50 ms", "p99 ms", "target"], rows, "lrrl") + "\n\n" + flood
+
+
 def sustained_table(r: dict[str, Any]) -> str:
     """bench/sustained.py: the whole run's throughput, API latency and lag."""
     lat, lag, c = r["latency"], r["lag"], r["config"]
@@ -331,6 +349,7 @@ BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "models-speed": ("models", speed_table),
     "profiles": ("profiles", profiles_table),
     "recommendations": ("recommendations", serving_table),
+    "fairness": ("fairness", fairness_table),
     "sustained": ("sustained", sustained_table),
 }
 
@@ -576,6 +595,7 @@ SECTIONS = [  # title, benchmark, blocks, plots
      ["quality.png", "training.png"]),
     ("Profiles (`bench/bench_profiles.py`)", "profiles", ["profiles"], []),
     ("Tracker page load (`bench/tracker_pageload.py`)", "pageload", ["pageload"], []),
+    ("Rate-limit fairness (`bench/rate_limit_fairness.py`)", "fairness", ["fairness"], []),
 ]
 
 

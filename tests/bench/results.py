@@ -117,8 +117,20 @@ def sustained() -> dict[str, Any]:
             "points": points}
 
 
+def fairness() -> dict[str, Any]:
+    medians = {"alone_p50": 5.5, "alone_p99": 15.0, "beside_p50": 5.9, "beside_p99": 16.5,
+               "calm_throttled": 0, "calm_requests": 512, "flood_429_share": 0.9,
+               "flood_first_429_s": 0.12, "flood_max_per_window": 10, "flood_rate": 99.0}
+    return {"config": {"quota_per_s": 10, "calm_sites": 4, "calm_rate_per_s": 32.0,
+                       "flood_rate_per_s": 100, "gunicorn_workers": 4, "repeat": 3,
+                       "seconds": 4.0, "phases": 4},
+            "machine_busy_before_pct_of_a_core": 3.0, "runs": [medians], "medians": medians,
+            "p99_ratio": 1.1, "target_ratio": 1.2}
+
+
 ALL = {"ingest": ingest, "instructions": instructions, "pageload": pageload, "models": models,
-       "profiles": profiles, "recommendations": recommendations, "sustained": sustained}
+       "profiles": profiles, "recommendations": recommendations, "fairness": fairness,
+       "sustained": sustained}
 
 
 def report(*, quick: bool = False, only: tuple[str, ...] | None = None) -> dict[str, Any]:

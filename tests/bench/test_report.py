@@ -32,6 +32,7 @@ def test_report_files_hold_the_figures_of_every_benchmark(tmp_path):
     assert ">= 2,000, p99 <= 20 ms: met" in md  # cached 2,100 req/s, p99 19.5 ms
     assert ">= 1,000, p99 <= 40 ms: **not met**" in md  # uncached 550 req/s
     assert "10 % of a core on average" in md  # the entries' contention
+    assert "| 5.5 | 15.0 |" in md and "p99 1.10x alone (target <= 1.20x): met" in md
 
 
 def test_plots_are_drawn_and_linked(tmp_path):
