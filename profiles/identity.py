@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
+from django.db import connection
 from django.db.models import Count
 
 from profiles.models import IdentityLink
-from tracking.db import pk_in
+from tracking.db import is_postgresql, pg_fetchall, pk_in
 from tracking.models import Event, Site
 from tracking.services import subject_hash
 from tracking.validation import JUNK_IDS
@@ -99,22 +100,52 @@ def links_apply(*, site: Site, candidates: list[Candidate], cap: int) -> list[Li
     """Decide and store the links these candidates make; returns the new ones."""
     if not candidates:
         return []
-    anons = {c.anon for c in candidates}
-    users = {c.user for c in candidates}
-    linked = dict(IdentityLink.objects.filter(site=site, anon_subject__in=anons)
-                  .values_list("anon_subject", "user_subject"))
-    days = {datetime.fromtimestamp(c.ts, tz=UTC).date() for c in candidates}
-    per_day = Counter({
-        (user, day): n for user, day, n in
-        IdentityLink.objects.filter(site=site, user_subject__in=users, day__in=days)
-        .values_list("user_subject", "day").annotate(n=Count("pk"))
-        .values_list("user_subject", "day", "n")
-    })
+    linked, per_day = _links_known(site, candidates)
     made = links_decide(candidates, linked=linked, links_per_user_day=per_day, cap=cap,
                         junk=junk_user_subjects(site=site))
-    IdentityLink.objects.bulk_create(
-        [IdentityLink(site=site, anon_subject=link.anon, user_subject=link.user, day=link.day)
-         for link in made],
-        ignore_conflicts=True,
-    )
+    _links_store(site, made)
     return made
+
+
+def _links_known(site: Site, candidates: list[Candidate]
+                 ) -> tuple[dict[str, str], Counter[tuple[str, date]]]:
+    """The existing links of the candidates' anonymous subjects, and the links made per
+    (user, day) of the candidates' users and days."""
+    anons = sorted({c.anon for c in candidates})
+    users = sorted({c.user for c in candidates})
+    days = sorted({datetime.fromtimestamp(c.ts, tz=UTC).date() for c in candidates})
+    if not is_postgresql():
+        linked = dict(IdentityLink.objects.filter(site=site, anon_subject__in=anons)
+                      .values_list("anon_subject", "user_subject"))
+        return linked, Counter({
+            (user, day): n for user, day, n in
+            IdentityLink.objects.filter(site=site, user_subject__in=users, day__in=days)
+            .values_list("user_subject", "day").annotate(n=Count("pk"))
+            .values_list("user_subject", "day", "n")
+        })
+    table = connection.ops.quote_name(IdentityLink._meta.db_table)
+    rows = pg_fetchall(  # both reads in one round trip, the subjects as arrays
+        f"SELECT anon_subject, user_subject, NULL::date, 0 FROM {table} WHERE site_id = %b "
+        "AND anon_subject = ANY(%b::text[]) UNION ALL "
+        f"SELECT NULL, user_subject, day, count(*)::int FROM {table} WHERE site_id = %b "
+        "AND user_subject = ANY(%b::text[]) AND day = ANY(%b::date[]) "
+        "GROUP BY user_subject, day", [site.pk, anons, site.pk, users, days])
+    linked = {anon: user for anon, user, day, _ in rows if day is None}
+    return linked, Counter({(user, day): n for _, user, day, n in rows if day is not None})
+
+
+def _links_store(site: Site, links: list[Link]) -> None:
+    if not links:
+        return
+    if not is_postgresql():
+        IdentityLink.objects.bulk_create(
+            [IdentityLink(site=site, anon_subject=link.anon, user_subject=link.user,
+                          day=link.day) for link in links], ignore_conflicts=True)
+        return
+    table = connection.ops.quote_name(IdentityLink._meta.db_table)
+    pg_fetchall(
+        f"INSERT INTO {table} (site_id, anon_subject, user_subject, day, created_at) "
+        "SELECT %b, l.anon, l.usr, l.day, now() FROM unnest(%b::text[], %b::text[], "
+        "%b::date[]) AS l(anon, usr, day) ON CONFLICT DO NOTHING RETURNING id",
+        [site.pk, [link.anon for link in links], [link.user for link in links],
+         [link.day for link in links]])

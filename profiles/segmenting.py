@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
@@ -26,6 +27,7 @@ from profiles.identity import junk_user_subjects
 from profiles.models import Condition, Membership, Profile, Segment, SegmentSize
 from profiles.reading import from_us, subjects_rows
 from profiles.state import affinity_normalized
+from tracking.db import is_postgresql, pg_fetchall
 from tracking.models import Site
 
 CHUNK = 2000
@@ -170,14 +172,106 @@ def memberships_sync(*, segment: Segment, evaluated: Iterable[str] | None, match
 def memberships_close(*, site: Site, subjects: Iterable[str], at: datetime) -> int:
     """End every open membership of these subjects (a profile merged away, erased)."""
     subjects = list(subjects)
-    open_ones = Membership.objects.filter(site=site, subject__in=subjects, until__isnull=True)
-    per_segment = dict(open_ones.values_list("segment").annotate(n=Count("pk"))
-                       .values_list("segment", "n"))
-    closed = open_ones.update(until=at)
-    for segment_id, n in per_segment.items():
-        Segment.objects.filter(pk=segment_id).update(size=F("size") - n)
-    cache.delete_many([cache_key(site.pk, s) for s in subjects])
+    if is_postgresql():  # one statement: close them, and the segments' sizes follow
+        membership, segment = _table(Membership), _table(Segment)
+        ((closed,),) = pg_fetchall(
+            f"WITH closed AS (UPDATE {membership} SET until = %b WHERE site_id = %b "
+            "AND subject = ANY(%b::text[]) AND until IS NULL RETURNING segment_id), "
+            f"sized AS (UPDATE {segment} AS s SET size = s.size - c.n FROM (SELECT segment_id, "
+            "count(*) AS n FROM closed GROUP BY segment_id) AS c WHERE s.id = c.segment_id "
+            "RETURNING c.n) SELECT COALESCE(sum(n), 0)::int FROM sized", [at, site.pk, subjects])
+    else:
+        open_ones = Membership.objects.filter(site=site, subject__in=subjects,
+                                              until__isnull=True)
+        per_segment = dict(open_ones.values_list("segment").annotate(n=Count("pk"))
+                           .values_list("segment", "n"))
+        closed = open_ones.update(until=at)
+        for segment_id, n in per_segment.items():
+            Segment.objects.filter(pk=segment_id).update(size=F("size") - n)
+    segments_cache_forget(site_id=site.pk, subjects=subjects)
     return closed
+
+
+def segments_cache_forget(*, site_id: int, subjects: Iterable[str]) -> None:
+    """Drop the served memberships of these subjects now, and again when the transaction
+    commits (a read in between would cache the memberships the commit replaces)."""
+    keys = [cache_key(site_id, subject) for subject in subjects]
+    if not keys:
+        return
+    cache.delete_many(keys)
+    if connection.in_atomic_block:
+        transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def _table(model: Any) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def open_memberships(*, segment_ids: list[int], subjects: list[str]) -> dict[int, set[str]]:
+    """Which of these subjects are now in each of these segments."""
+    if is_postgresql():  # the subjects as one array, not one placeholder each
+        rows = pg_fetchall(
+            f"SELECT segment_id, subject FROM {_table(Membership)} WHERE until IS NULL "
+            "AND segment_id = ANY(%b::bigint[]) AND subject = ANY(%b::text[])",
+            [segment_ids, subjects])
+    else:
+        rows = Membership.objects.filter(segment__in=segment_ids, subject__in=subjects,
+                                         until__isnull=True).values_list("segment", "subject")
+    current: dict[int, set[str]] = defaultdict(set)
+    for segment_id, subject in rows:
+        current[segment_id].add(subject)
+    return current
+
+
+Pairs = list[tuple[int, str]]  # (segment id, subject)
+
+
+def memberships_write(*, site_id: int, entering: Pairs, leaving: Pairs, at: datetime) -> None:
+    """Open memberships for ``entering``, close the open ones of ``leaving``; the segments'
+    sizes follow."""
+    if not entering and not leaving:
+        return
+    if not is_postgresql():
+        _memberships_write_portable(site_id, entering, leaving, at)
+        return
+    membership, segment = _table(Membership), _table(Segment)
+    in_segments, in_subjects = (list(c) for c in zip(*entering, strict=True)) if entering \
+        else ([], [])
+    out_segments, out_subjects = (list(c) for c in zip(*leaving, strict=True)) if leaving \
+        else ([], [])
+    # One statement for every segment of the batch; sizes count the rows really written.
+    pg_fetchall(
+        f"WITH entered AS (INSERT INTO {membership} (segment_id, site_id, subject, since) "
+        "SELECT e.segment_id, %b, e.subject, %b FROM unnest(%b::bigint[], %b::text[]) "
+        "AS e(segment_id, subject) ON CONFLICT DO NOTHING RETURNING segment_id), "
+        f"exited AS (UPDATE {membership} AS m SET until = %b FROM unnest(%b::bigint[], "
+        "%b::text[]) AS x(segment_id, subject) WHERE m.segment_id = x.segment_id "
+        "AND m.subject = x.subject AND m.until IS NULL RETURNING m.segment_id), "
+        "moves AS (SELECT segment_id, 1 AS n FROM entered "
+        "UNION ALL SELECT segment_id, -1 FROM exited) "
+        f"UPDATE {segment} AS s SET size = s.size + d.n FROM (SELECT segment_id, "
+        "sum(n)::int AS n FROM moves GROUP BY segment_id) AS d WHERE s.id = d.segment_id "
+        "RETURNING s.id",
+        [site_id, at, in_segments, in_subjects, at, out_segments, out_subjects])
+
+
+def _memberships_write_portable(site_id: int, entering: Pairs, leaving: Pairs,
+                                at: datetime) -> None:
+    Membership.objects.bulk_create(
+        [Membership(segment_id=segment_id, site_id=site_id, subject=subject, since=at)
+         for segment_id, subject in entering], batch_size=CHUNK, ignore_conflicts=True)
+    moves: dict[int, int] = defaultdict(int)
+    for segment_id, _ in entering:
+        moves[segment_id] += 1
+    by_segment: dict[int, list[str]] = defaultdict(list)
+    for segment_id, subject in leaving:
+        by_segment[segment_id].append(subject)
+    for segment_id, subjects in by_segment.items():
+        moves[segment_id] -= Membership.objects.filter(
+            segment_id=segment_id, subject__in=subjects, until__isnull=True).update(until=at)
+    for segment_id, n in moves.items():
+        if n:
+            Segment.objects.filter(pk=segment_id).update(size=F("size") + n)
 
 
 def segments_evaluate(*, site: Site, subjects: Iterable[str], as_of: int,
@@ -211,18 +305,22 @@ def segments_evaluate(*, site: Site, subjects: Iterable[str], as_of: int,
         events_of = {s for _, rule, who in plan if rule.counts_events for s in who}
         facts = facts_for(site=site, profiles=found, segment_rules=[r for _, r, _ in plan],
                           as_of=as_of, events_of=events_of)
-        current: dict[int, set[str]] = defaultdict(set)
-        for segment_id, subject in Membership.objects.filter(
-                segment__in=[segment for segment, _, _ in plan], subject__in=wanted,
-                until__isnull=True).values_list("segment", "subject"):
-            current[segment_id].add(subject)
+        current = open_memberships(segment_ids=[segment.pk for segment, _, _ in plan],
+                                   subjects=wanted)
+        entering: Pairs = []
+        leaving: Pairs = []
         for segment, rule, who in plan:
-            matched = {s for s in who if s in facts and rules.rule_holds(rule, facts[s],
-                                                                          now=as_of)}
-            if matched != current[segment.pk] & set(who):
-                changed |= memberships_sync(segment=segment, evaluated=who, matched=matched,
-                                            at=at)
-    cache.delete_many([cache_key(site.pk, s) for s in changed])
+            members = current.get(segment.pk, set())
+            for subject in who:
+                holds = subject in facts and rules.rule_holds(rule, facts[subject], now=as_of)
+                if holds and subject not in members:
+                    entering.append((segment.pk, subject))
+                elif not holds and subject in members:
+                    leaving.append((segment.pk, subject))
+        memberships_write(site_id=site.pk, entering=entering, leaving=leaving, at=at)
+        changed.update(subject for _, subject in entering)
+        changed.update(subject for _, subject in leaving)
+    segments_cache_forget(site_id=site.pk, subjects=changed)
     return len(changed)
 
 

@@ -176,12 +176,14 @@ def batch_digest(event_pks: Iterable[int]) -> str:
 
 def profile_events_apply(*, site_id: int, event_pks: list[int]) -> ApplyResult:
     """Fold these new events into their owners' profiles (cost proportional to the batch)."""
-    site = Site.objects.filter(pk=site_id).first()
-    if site is None or not event_pks:
+    if not event_pks:
         return ApplyResult()
     rules = fold_rules()
-    with transaction.atomic():
-        state = site_state_lock(site=site)
+    with transaction.atomic(savepoint=False):  # inside the caller's transaction, if any
+        state = _site_state_lock_by_id(site_id)
+        if state is None:
+            return ApplyResult()
+        site = state.site
         if not _batch_claim(site, event_pks):
             return ApplyResult(repeated=True)
         rows = batch_rows(site_id=site.pk, pks=event_pks, after_pk=state.watermark,
@@ -212,6 +214,16 @@ def profile_events_apply(*, site_id: int, event_pks: list[int]) -> ApplyResult:
                        rows_by_owner=dict(by_owner), site=site, as_of=as_of)
 
 
+def _site_state_lock_by_id(site_id: int) -> SiteState | None:
+    """The site's locked bookkeeping row with its site in one query (None: no such site)."""
+    state = SiteState.objects.select_for_update(of=("self",)).select_related("site") \
+        .filter(site_id=site_id).first()
+    if state is None:
+        site = Site.objects.filter(pk=site_id).first()
+        state = None if site is None else site_state_lock(site=site)
+    return state
+
+
 def _batch_claim(site: Site, event_pks: list[int]) -> bool:
     """Record this batch as applied; False if it already was (a task run twice)."""
     digest = batch_digest(event_pks)
@@ -227,14 +239,19 @@ def _batch_claim(site: Site, event_pks: list[int]) -> bool:
 
 
 def profile_batch_process(*, site_id: int, event_pks: list[int]) -> int:
-    """Fold a batch into profiles, then move its subjects in and out of rule segments."""
-    result = profile_events_apply(site_id=site_id, event_pks=event_pks)
-    if not result.owners or result.site is None:
-        return result.rows
-    if result.merged:
-        memberships_close(site=result.site, subjects=result.merged, at=timezone.now())
-    segments_evaluate(site=result.site, subjects=result.owners, as_of=result.as_of,
-                      profiles=result.profiles, new_rows=result.rows_by_owner)
+    """Fold a batch into profiles, then move its subjects in and out of rule segments.
+
+    One transaction: one commit per batch, and a retry after a failure anywhere redoes it
+    all (the batch is not left applied with its segments unmoved).
+    """
+    with transaction.atomic():
+        result = profile_events_apply(site_id=site_id, event_pks=event_pks)
+        if not result.owners or result.site is None:
+            return result.rows
+        if result.merged:
+            memberships_close(site=result.site, subjects=result.merged, at=timezone.now())
+        segments_evaluate(site=result.site, subjects=result.owners, as_of=result.as_of,
+                          profiles=result.profiles, new_rows=result.rows_by_owner)
     return result.rows
 
 
@@ -286,11 +303,28 @@ def profiles_stored(*, site: Site, subjects: list[str]) -> dict[str, dict[str, A
 def _profiles_upsert(site: Site, states: list[ProfileState], cuts: rfm.Cuts | None,
                      as_of: int) -> list[ProfileRow]:
     scored = rfm.scores_compute(population_of(states), cuts, as_of=as_of, rules=stage_rules())
-    profiles = [ProfileRow(site_id=site.pk, **profile_values(state=state,
-                                                             derived=derived_values(scored, i)))
-                for i, state in enumerate(states)]
+    profiles = _profile_rows(site.pk, states, scored)
     profiles_upsert(profiles=profiles)
     return profiles
+
+
+def _profile_rows(site_id: int, states: list[ProfileState], scored: rfm.Scored
+                  ) -> list[ProfileRow]:
+    """The rows of these settled states and their scores (``profile_values`` for a batch,
+    the score arrays read once as Python lists)."""
+    r, f, m = scored.r.tolist(), scored.f.tolist(), scored.m.tolist()
+    segment, stage = scored.segment.tolist(), scored.stage.tolist()
+    rows = []
+    for i, state in enumerate(states):
+        values = state.to_fields()
+        last_purchase = values["last_purchase"]
+        values.update(first_seen=from_us(values["first_seen"]),
+                      last_seen=from_us(values["last_seen"]),
+                      last_purchase=None if last_purchase is None else from_us(last_purchase),
+                      r_score=r[i] or None, f_score=f[i] or None, m_score=m[i] or None,
+                      rfm_segment=segment[i], stage=stage[i])
+        rows.append(ProfileRow(site_id=site_id, **values))
+    return rows
 
 
 # --- full recompute ------------------------------------------------------------------
