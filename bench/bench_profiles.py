@@ -21,8 +21,9 @@ data: it measures speed only.
    done by the time new traffic arrives), and folded in batches of 500 with
    profile_batch_process (the task's service: profiles, links, three active rule
    segments). Per event, amortized over each batch, the first two batches (cold
-   caches) left out. Baseline: the naive way, one ORM read-modify-save of the
-   profile per event, on 1,000 of those events.
+   caches) left out; wall time, and the CPU time of this process plus its PostgreSQL
+   backend (less noisy when others share the machine). Baseline: the naive way, one
+   ORM read-modify-save of the profile per event, on 1,000 of those events.
 3. K-Means with silhouette selection (clusters.kmeans_select, k = 2..8) on the
    features of 100,000 of the recomputed profiles. Baseline: one scikit-learn
    KMeans fit with k = 8 and the same n_init, no selection.
@@ -219,8 +220,25 @@ def rule_segments(site: Any) -> None:
         Condition.objects.create(segment=segment, **condition)
 
 
-def incremental(site: Any, lines: list[str]) -> tuple[list[float], float]:
-    """Store the held-back events, fold them in batches; per-event seconds of each batch."""
+def backend_cpu_seconds() -> float | None:
+    """CPU time used so far by this connection's PostgreSQL backend (Linux /proc; None
+    elsewhere): with the process's own, a figure less noisy than wall time on a shared
+    machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def incremental(site: Any, lines: list[str]) -> tuple[list[float], list[float], float]:
+    """Store the held-back events, fold them in batches; per-event seconds of each batch
+    (wall, and CPU of this process plus its PostgreSQL backend) and of the naive way."""
     from profiles.services import profile_batch_process
     from tracking.models import Event
 
@@ -229,12 +247,17 @@ def incremental(site: Any, lines: list[str]) -> tuple[list[float], float]:
     pks = list(Event.objects.filter(site=site, pk__gt=watermark).order_by("pk")
                .values_list("pk", flat=True))
     naive_pks, pks = pks[:1000], pks[1000:]
-    per_event = []
+    per_event, cpu_per_event = [], []
     for start in range(0, len(pks), BATCH):
         batch = pks[start:start + BATCH]
+        backend, own = backend_cpu_seconds(), time.process_time()
         seconds, _ = timed(profile_batch_process, site_id=site.pk, event_pks=batch)
+        own = time.process_time() - own
+        backend_after = backend_cpu_seconds()
         per_event.append(seconds / len(batch))
-    return per_event[WARM_UP:], naive_per_event(site, naive_pks)
+        if backend is not None and backend_after is not None:
+            cpu_per_event.append((own + backend_after - backend) / len(batch))
+    return per_event[WARM_UP:], cpu_per_event[WARM_UP:], naive_per_event(site, naive_pks)
 
 
 def kmeans(site: Any, n_profiles: int, repeat: int) -> tuple[list[float], list[float], int]:
@@ -326,9 +349,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seconds, _ = timed(cursor.execute, "VACUUM ANALYZE profiles_profile")
     print(f"VACUUM ANALYZE of the profile table: {seconds:.1f} s", flush=True)
     rule_segments(site)
-    per_event, naive = incremental(site, tail_lines)
+    per_event, cpu_per_event, naive = incremental(site, tail_lines)
+    cpu_median = statistics.median(cpu_per_event) * 1e6 if cpu_per_event else None
     print(f"incremental: median {statistics.median(per_event) * 1e6:.0f} us per event over "
-          f"{len(per_event)} batches of {BATCH}; naive per-event ORM {naive * 1e6:.0f} us",
+          f"{len(per_event)} batches of {BATCH} (CPU of the process and its PostgreSQL "
+          f"backend: {cpu_median or 0:.0f} us); naive per-event ORM {naive * 1e6:.0f} us",
           flush=True)
     selection, single, k = kmeans(site, args.profiles, args.repeat)
     return {
@@ -343,6 +368,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "incremental_us_per_event": [round(s * 1e6, 1) for s in per_event],
         "incremental_median_us": statistics.median(per_event) * 1e6,
         "incremental_mean_us": statistics.mean(per_event) * 1e6,
+        "incremental_cpu_us_per_event": [round(s * 1e6, 1) for s in cpu_per_event],
+        "incremental_cpu_median_us": cpu_median,
         "naive_us_per_event": naive * 1e6,
         "kmeans_profiles": min(args.profiles, Profile.objects.filter(site=site).count()),
         "kmeans_selection_seconds": selection,
@@ -369,6 +396,9 @@ def print_report(r: dict[str, Any]) -> None:
           f"{r['recompute_median']:>8.1f} s {r['sql_floor_median']:>10.1f} s SQL floor")
     print(f"{'incremental, per event, batches of 500 (3 rule segments)':58} "
           f"{r['incremental_median_us']:>7.0f} us {r['naive_us_per_event']:>8.0f} us naive ORM")
+    if r.get("incremental_cpu_median_us") is not None:
+        print(f"{'  the same, CPU of the process + its PostgreSQL backend':58} "
+              f"{r['incremental_cpu_median_us']:>7.0f} us")
     label = f"K-Means, k by silhouette 2..8, {r['kmeans_profiles']:,} profiles"
     print(f"{label:58} {r['kmeans_selection_median']:>8.1f} s "
           f"{r['kmeans_single_fit_median']:>8.1f} s one fit k=8 (chose k={r['kmeans_k']})")

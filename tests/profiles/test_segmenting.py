@@ -169,3 +169,47 @@ def test_the_database_prefilter_keeps_every_match(site):
         matched_some += bool(matches)
         narrowed_some += len(passed) < len(profiles)
     assert matched_some > 5 and narrowed_some > 5  # the trials were not all trivial
+
+
+def test_a_batch_costs_the_same_few_statements_whatever_its_size(site, data_clock,
+                                                                   monkeypatch):
+    """Round trips per batch do not grow with it: profiles read once and written once,
+    links read once and written once, memberships read once and written once."""
+    import psycopg
+
+    cart = rule_segment(site, "cart-in-a-day", {"kind": "events", "event_name": "add_to_cart",
+                                                "within_hours": 24})
+    rule_segment(site, "best", {"kind": "rfm", "values": ["Champions", "Loyal"]})
+    rule_segment(site, "lapsed", {"kind": "last_seen", "days": 30})
+
+    def shop(tag: str, n: int) -> list[dict]:
+        """n visitors who view, put in the cart, then log in and buy (a link each)."""
+        return [event for i in range(n) for event in (
+            {"subject": f"{tag}{i}", "ts": T0, "item_id": f"sku-{i}", "category": "lamps"},
+            {"subject": f"{tag}{i}", "ts": T0, "name": "add_to_cart", "item_id": f"sku-{i}"},
+            {"subject": f"{tag}{i}", "user_subject": f"user-{tag}{i}", "ts": T0,
+             "name": "purchase", "value": 10.0 + i, "item_id": f"sku-{i}"})]
+
+    statements = 0
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor, *args, **kwargs):  # every statement, the ORM's and the raw ones
+        nonlocal statements
+        statements += 1
+        return execute(cursor, *args, **kwargs)
+
+    def cost(events: list[dict]) -> int:
+        nonlocal statements
+        pks = store_events(site, *events)
+        statements = 0
+        with monkeypatch.context() as patch:
+            patch.setattr(psycopg.Cursor, "execute", counted)
+            profile_batch_process(site_id=site.pk, event_pks=pks)
+        return statements
+
+    process(site, *shop("warm", 2))  # the rules are read and kept before the counts
+    small, large = cost(shop("a", 3)), cost(shop("b", 100))
+
+    assert small == large <= 15  # 13, and a savepoint in the test's transaction (2)
+    assert len(members(cart)) == 2 + 3 + 100
+    assert Segment.objects.get(pk=cart.pk).size == 105
