@@ -200,7 +200,7 @@ def segments_cache_forget(*, site_id: int, subjects: Iterable[str]) -> None:
         return
     cache.delete_many(keys)
     if connection.in_atomic_block:
-        transaction.on_commit(lambda: cache.delete_many(keys))
+        transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
 
 
 def _table(model: Any) -> str:
