@@ -528,14 +528,14 @@ def _raw_batch(*, site: Site, events: list[dict[str, Any]], window: TimeWindow,
                tally: _Tally) -> RawBatch | None:
     """An unsaved RawBatch of the events that pass validation (as the collect API stores)."""
     cleaned, rejected = events_clean(site=site, events=events, window=window)
-    blobs, too_large = events_serialize(cleaned=cleaned)
+    kept, too_large = events_serialize(cleaned=cleaned)
     rejected += too_large
-    tally.accepted += len(blobs)
+    tally.accepted += kept.count
     tally.rejected.update(rejection.reason for rejection in rejected)
-    if not blobs and not rejected:
+    if not kept.count and not rejected:
         return None
     return raw_batch_build(site=site, source=RawBatch.Source.IMPORT, received_at=timezone.now(),
-                           sent_at=None, user_agent="", blobs=blobs, rejected=rejected)
+                           sent_at=None, user_agent="", events=kept, rejected=rejected)
 
 
 def _batches_store_and_process(batches: list[RawBatch], tally: _Tally) -> None:
