@@ -1,8 +1,13 @@
-"""WSGI entry point (gunicorn recsite.wsgi)."""
+"""WSGI entry point (gunicorn recsite.wsgi): Django, with the collect paths' shorter
+middleware chain (recsite.handlers)."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from recsite.handlers import RecsiteWSGIApplication  # noqa: E402  (needs the settings)
+
+application = RecsiteWSGIApplication()

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.core import signals
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
 from tests.conftest import ORIGIN
 from tracking.services import SiteCreated, site_create
@@ -25,23 +24,6 @@ def open_site(db, settings) -> SiteCreated:
     settings.RECSITE = {**settings.RECSITE, "THROTTLE_IP_RATE": "off",
                         "THROTTLE_KEY_RATE": "off", "EXPORT_WAIT_SECONDS": 0}
     return site_create(name="Fuzzed shop", origins=[ORIGIN], require_consent=False)
-
-
-@pytest.fixture
-def wsgi_in_test_transaction() -> Iterator[None]:
-    """Let raw WSGI calls run inside the test's transaction.
-
-    Django closes the database connection at the start and end of every request
-    when it is in a transaction it did not open; its own test client switches that
-    off the same way. Schemathesis calls the WSGI application directly.
-    """
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        yield
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
 
 
 @contextmanager
