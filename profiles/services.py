@@ -89,7 +89,8 @@ def state_of(profile: Profile | dict[str, Any]) -> ProfileState:
 @dataclass(slots=True)
 class ProfileRow:
     """A profile's values as just written by the incremental path (lighter than a model
-    instance; the segment rules read the same attributes)."""
+    instance; the segment rules read the same attributes). ``session_keys``, ``days``
+    and ``purchase_keys`` are None when the stored ones did not change."""
 
     site_id: int
     subject: str
@@ -101,11 +102,11 @@ class ProfileRow:
     events: int
     by_type: dict[str, int]
     sessions: int
-    session_keys: str
+    session_keys: str | None
     active_days: int
-    days: str
+    days: str | None
     purchases: int
-    purchase_keys: str
+    purchase_keys: str | None
     monetary: float
     engaged_ms: int
     devices: dict[str, int]
@@ -199,12 +200,13 @@ def profile_events_apply(*, site_id: int, event_pks: list[int]) -> ApplyResult:
             rows = [row._replace(owner=merged[row.subject])
                     if row.user_subject is None and row.subject in merged else row
                     for row in rows]
-        states = _states_fold(site, rows, merged, rules)
+        states, counts_before = _states_fold(site, rows, merged, rules)
         clock = max([epoch_us(state.clock) if state.clock else 0, *(r.ts for r in rows)])
         state.clock = from_us(clock)
         state.save(update_fields=["clock"])
         as_of = site_now(state)
-        profiles = _profiles_upsert(site, list(states.values()), site_cuts(state), as_of)
+        profiles = _profiles_upsert(site, list(states.values()), counts_before,
+                                    site_cuts(state), as_of)
         if merged:
             Profile.objects.filter(site=site, subject__in=list(merged)).delete()
     by_owner: dict[str, list[EventRow]] = defaultdict(list)
@@ -255,20 +257,25 @@ def profile_batch_process(*, site_id: int, event_pks: list[int]) -> int:
     return result.rows
 
 
-def _states_fold(site: Site, rows: list[EventRow], merged: dict[str, str],
-                 rules: FoldRules) -> dict[str, ProfileState]:
-    """The owners' states after merging newly linked anonymous profiles and these rows."""
+def _states_fold(site: Site, rows: list[EventRow], merged: dict[str, str], rules: FoldRules
+                 ) -> tuple[dict[str, ProfileState], dict[str, tuple[int, int, int]]]:
+    """The owners' states after merging newly linked anonymous profiles and these rows,
+    and the member counts (sessions, days, purchases) of the stored ones before."""
     by_owner: dict[str, list[EventRow]] = defaultdict(list)
     for row in rows:
         by_owner[row.owner].append(row)
     wanted = set(by_owner) | set(merged) | set(merged.values())
     stored = profiles_stored(site=site, subjects=sorted(wanted))
     states: dict[str, ProfileState] = {}
+    sizes: dict[str, tuple[int, int, int]] = {}
 
     def state_for(owner: str) -> ProfileState:
         if owner not in states:
-            states[owner] = (state_of(stored[owner]) if owner in stored
-                             else ProfileState(subject=owner))
+            if owner in stored:
+                state = states[owner] = state_of(stored[owner])
+                sizes[owner] = _member_counts(state)
+            else:
+                states[owner] = ProfileState(subject=owner)
         return states[owner]
 
     for anon, user in merged.items():
@@ -278,7 +285,11 @@ def _states_fold(site: Site, rows: list[EventRow], merged: dict[str, str],
         state_for(owner).add_rows(owner_rows, rules)
     for state in states.values():
         state.settle(rules)
-    return states
+    return states, sizes
+
+
+def _member_counts(state: ProfileState) -> tuple[int, int, int]:
+    return len(state.sessions), len(state.days), len(state.purchases)
 
 
 def profiles_stored(*, site: Site, subjects: list[str]) -> dict[str, dict[str, Any]]:
@@ -300,30 +311,43 @@ def profiles_stored(*, site: Site, subjects: list[str]) -> dict[str, dict[str, A
     return stored
 
 
-def _profiles_upsert(site: Site, states: list[ProfileState], cuts: rfm.Cuts | None,
+def _profiles_upsert(site: Site, states: list[ProfileState],
+                     counts_before: dict[str, tuple[int, int, int]], cuts: rfm.Cuts | None,
                      as_of: int) -> list[ProfileRow]:
     scored = rfm.scores_compute(population_of(states), cuts, as_of=as_of, rules=stage_rules())
-    profiles = _profile_rows(site.pk, states, scored)
+    profiles = _profile_rows(site.pk, states, scored, counts_before)
     profiles_upsert(profiles=profiles)
     return profiles
 
 
-def _profile_rows(site_id: int, states: list[ProfileState], scored: rfm.Scored
-                  ) -> list[ProfileRow]:
-    """The rows of these settled states and their scores (``profile_values`` for a batch,
-    the score arrays read once as Python lists)."""
+def _profile_rows(site_id: int, states: list[ProfileState], scored: rfm.Scored,
+                  counts_before: dict[str, tuple[int, int, int]]) -> list[ProfileRow]:
+    """The rows of these settled states and their scores (``ProfileState.to_fields`` for a
+    batch). A member list that did not grow is left as stored (None): a set only grows,
+    so the same size means the same members, and a frequent visitor's thousands of
+    session keys are then neither sorted, sent nor rewritten."""
     r, f, m = scored.r.tolist(), scored.f.tolist(), scored.m.tolist()
     segment, stage = scored.segment.tolist(), scored.stage.tolist()
     rows = []
     for i, state in enumerate(states):
-        values = state.to_fields()
-        last_purchase = values["last_purchase"]
-        values.update(first_seen=from_us(values["first_seen"]),
-                      last_seen=from_us(values["last_seen"]),
-                      last_purchase=None if last_purchase is None else from_us(last_purchase),
-                      r_score=r[i] or None, f_score=f[i] or None, m_score=m[i] or None,
-                      rfm_segment=segment[i], stage=stage[i])
-        rows.append(ProfileRow(site_id=site_id, **values))
+        before = counts_before.get(state.subject)
+        sessions, days, purchases = _member_counts(state)
+        rows.append(ProfileRow(
+            site_id=site_id, subject=state.subject, identified=state.identified,
+            aliases=" ".join(sorted(state.aliases - {state.subject})),
+            first_seen=from_us(state.first_seen), last_seen=from_us(state.last_seen),
+            last_purchase=None if state.last_purchase is None else from_us(state.last_purchase),
+            events=state.events, by_type=state.by_type, sessions=sessions,
+            session_keys=None if before and before[0] == sessions
+            else " ".join(sorted(state.sessions)),
+            active_days=days,
+            days=None if before and before[1] == days else " ".join(map(str, sorted(state.days))),
+            purchases=purchases,
+            purchase_keys=None if before and before[2] == purchases
+            else " ".join(sorted(state.purchases)),
+            monetary=state.monetary, engaged_ms=state.engaged_ms, devices=state.devices,
+            affinity=state.affinity, r_score=r[i] or None, f_score=f[i] or None,
+            m_score=m[i] or None, rfm_segment=segment[i], stage=stage[i]))
     return rows
 
 

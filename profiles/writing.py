@@ -148,16 +148,17 @@ _UPSERT = (("site_id", "bigint"), ("subject", "text"), ("identified", "boolean")
            ("updated_at", "timestamptz"))
 
 
+# Member lists an update may leave as stored (None: unchanged; a stored profile only).
+_KEPT_WHEN_NULL = frozenset({"session_keys", "days", "purchase_keys"})
+
+
 def profiles_upsert(*, profiles: list[Any]) -> None:
-    """Insert or update these profiles (objects with every field as an attribute) by
-    (site, subject)."""
+    """Insert or update these profiles (dataclass rows with every field) by (site, subject);
+    a member list given as None stays as stored."""
     if not profiles:
         return
     if not is_postgresql():
-        Profile.objects.bulk_create(
-            [Profile(**{name: getattr(p, name) for name, _ in _UPSERT}) for p in profiles],
-            update_conflicts=True, unique_fields=["site", "subject"],
-            update_fields=[name for name, _ in _UPSERT[2:]])
+        _profiles_upsert_portable(profiles)
         return
     now = timezone.now()
     for profile in profiles:
@@ -167,12 +168,37 @@ def profiles_upsert(*, profiles: list[Any]) -> None:
     # (psycopg packs every element) than the whole statement takes in the server.
     names = ", ".join(name for name, _ in _UPSERT)
     typed = ", ".join(f"{name} {kind}" for name, kind in _UPSERT)
-    updates = ", ".join(f"{name} = excluded.{name}" for name, _ in _UPSERT[2:])
     table = connection.ops.quote_name(Profile._meta.db_table)
+    updates = ", ".join(
+        f"{name} = COALESCE(t.{name}, p.{name})" if name in _KEPT_WHEN_NULL
+        else f"{name} = t.{name}" for name, _ in _UPSERT[2:])
+    # Stored profiles are updated (a None member list keeps the stored one), the others
+    # inserted: an INSERT ... ON CONFLICT would check NOT NULL on the None lists first.
+    # The caller holds the site's lock, so no profile of it appears or goes meanwhile.
     pg_fetchall(
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM json_to_recordset(%b::json) "
-        f"AS t({typed}) ON CONFLICT (site_id, subject) DO UPDATE SET {updates} RETURNING id",
+        f"WITH t AS MATERIALIZED (SELECT * FROM json_to_recordset(%b::json) AS t({typed})), "
+        f"updated AS (UPDATE {table} AS p SET {updates} FROM t WHERE p.site_id = t.site_id "
+        "AND p.subject = t.subject RETURNING p.subject) "
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM t "
+        "WHERE t.subject NOT IN (SELECT subject FROM updated) RETURNING id",
         [orjson.dumps(profiles).decode()])
+
+
+def _profiles_upsert_portable(profiles: list[Any]) -> None:
+    kept = [p for p in profiles if any(getattr(p, name) is None for name in _KEPT_WHEN_NULL)]
+    if kept:  # fill in the unchanged member lists from the stored rows
+        stored = {row[0]: row[1:] for row in Profile.objects.filter(
+            site_id=kept[0].site_id, subject__in=[p.subject for p in kept])
+            .values_list("subject", *sorted(_KEPT_WHEN_NULL))}
+        for profile in kept:
+            for name, value in zip(sorted(_KEPT_WHEN_NULL), stored[profile.subject],
+                                   strict=True):
+                if getattr(profile, name) is None:
+                    setattr(profile, name, value)
+    Profile.objects.bulk_create(
+        [Profile(**{name: getattr(p, name) for name, _ in _UPSERT}) for p in profiles],
+        update_conflicts=True, unique_fields=["site", "subject"],
+        update_fields=[name for name, _ in _UPSERT[2:]])
 
 
 # --- rescore ------------------------------------------------------------------------
