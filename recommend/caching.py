@@ -11,8 +11,12 @@ too.
 
 import time
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from django.core.cache import cache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from redis.exceptions import NoScriptError
 
 from recsite.cache import COUNTERS_LUA
 
@@ -29,16 +33,31 @@ return out
 class AnswerCache:
     """Redis-backed when the cache is Redis, else Django's cache API."""
 
-    _read_script = None
+    _read_sha: bytes | None = None
+    # (the Redis client or None, the key prefix): Django's ``cache`` is a proxy that looks
+    # the backend up in a thread-local store on every attribute read (a few microseconds
+    # each, several per request); looked up once, again after a CACHES change.
+    _backend: tuple[Any, str] | None = None
+
+    def _resolve(self) -> tuple[Any, str]:
+        backend = self._backend
+        if backend is None:
+            client = getattr(cache, "_cache", None)
+            redis = client.get_client(write=True) \
+                if client is not None and hasattr(client, "get_client") else None
+            backend = self._backend = (redis, cache.key_prefix or "recsite")
+        return backend
+
+    def forget_backend(self) -> None:
+        """Look the cache backend up again (the CACHES setting changed)."""
+        self._backend = None
+        self._read_sha = None
 
     def _redis(self):
-        client = getattr(cache, "_cache", None)
-        if client is not None and hasattr(client, "get_client"):
-            return client.get_client(write=True)
-        return None
+        return self._resolve()[0]
 
     def _key(self, *parts: object) -> str:
-        return ":".join([cache.key_prefix or "recsite", "rec", *map(str, parts)])
+        return ":".join([self._resolve()[1], "rec", *map(str, parts)])
 
     # --- the site generation ------------------------------------------------------
 
@@ -74,12 +93,11 @@ class AnswerCache:
         """
         redis = self._redis()
         if redis is not None:
-            if self._read_script is None or self._read_script.registered_client is not redis:
-                self._read_script = redis.register_script(_READ)
             keys = [key for key, _ in counters] + [self._key("gen", site_id),
                                                    self._key("ans", site_id, subject)]
-            replies = self._read_script(keys=keys, args=[
-                len(counters), *(seconds for _, seconds in counters), field or ""])
+            replies = self._read(redis, keys, [len(counters),
+                                               *(seconds for _, seconds in counters),
+                                               field or ""])
             counts = [int(value) for value in replies[: len(counters)]]
             generation = int(replies[len(counters)] or 0)
             stored = replies[len(counters) + 1] if field is not None else None
@@ -92,6 +110,19 @@ class AnswerCache:
         subject_gen = cache.get(self._key("sgen", site_id, subject), 0)
         stored = cache.get(self._key("ans", site_id, subject, subject_gen, field))
         return generation, _fresh(stored, generation), []
+
+    def _read(self, redis: Any, keys: list[str], args: list[object]) -> list:
+        """The read script's replies: EVALSHA with its arguments encoded here (redis-py's
+        Script object and encoder cost more than the round trip's other Python work), the
+        script loaded first when the server does not know it yet."""
+        packed = [str(value).encode() for value in (*keys, *args)]
+        if self._read_sha is not None:
+            try:
+                return redis.execute_command("EVALSHA", self._read_sha, len(keys), *packed)
+            except NoScriptError:  # a restarted or flushed server: load it again
+                pass
+        self._read_sha = redis.script_load(_READ).encode()
+        return redis.execute_command("EVALSHA", self._read_sha, len(keys), *packed)
 
     def set(self, site_id: int, subject: str, field: str, answer: bytes, *, generation: int,
             seconds: int) -> None:
@@ -135,3 +166,9 @@ def _fresh(stored: bytes | None, generation: int) -> bytes | None:
 
 
 answer_cache = AnswerCache()
+
+
+@receiver(setting_changed, dispatch_uid="recommend.caching.setting_changed")
+def _cache_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CACHES":
+        answer_cache.forget_backend()

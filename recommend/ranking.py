@@ -20,26 +20,34 @@ def rotated(scores: Mapping[str, float], unclicked: Mapping[str, int], *,
 
 
 def mmr(ranked: Sequence[tuple[str, float]], n: int, *, diversity: float,
-               similarity: np.ndarray) -> list[tuple[str, float]]:
+        similarity: np.ndarray | Callable[[int], Sequence[float]]
+        ) -> list[tuple[str, float]]:
     """Maximal marginal relevance: greedily the item maximising
     (1 - diversity) * relevance - diversity * (its highest similarity to those chosen).
 
     Relevance is the score scaled to [0, 1] by the best; ``similarity`` holds the
-    pairwise similarities of ``ranked`` (a square matrix); ``diversity`` 0 keeps the order.
+    pairwise similarities of ``ranked`` (a square matrix), or gives row i of them (then
+    only the rows of the chosen items are asked for); ``diversity`` 0 keeps the order.
     """
     if diversity <= 0 or len(ranked) <= 1:
         return list(ranked[:n])
-    scores = np.array([score for _, score in ranked], dtype=np.float64)
-    relevance = (1 - diversity) * scores / (scores.max() or 1.0)
-    closest = np.zeros(len(ranked))
-    free = np.ones(len(ranked), dtype=bool)
+    row_of = similarity if callable(similarity) else similarity.__getitem__
+    # Plain Python: on the few dozen items of a pool it is faster than numpy's calls.
+    best = max(score for _, score in ranked) or 1.0
+    relevance = [(1 - diversity) * score / best for _, score in ranked]
+    closest = [0.0] * len(ranked)
+    free = list(range(len(ranked)))
     chosen: list[tuple[str, float]] = []
-    while free.any() and len(chosen) < n:
-        value = np.where(free, relevance - diversity * closest, -np.inf)
-        pick = int(np.argmax(value))  # ties: the earlier (better ranked) one
-        free[pick] = False
+    while free and len(chosen) < n:
+        # max keeps the first of equal values: ties go to the better ranked item
+        pick = max(free, key=lambda i: relevance[i] - diversity * closest[i])
+        free.remove(pick)
         chosen.append(ranked[pick])
-        closest = np.maximum(closest, similarity[pick])
+        if free and len(chosen) < n:
+            row = row_of(pick)
+            for i in free:
+                if row[i] > closest[i]:
+                    closest[i] = row[i]
     return chosen
 
 

@@ -9,7 +9,7 @@ candidates (the active model's components, blended by the placement's strategy)
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -476,6 +476,7 @@ class _Ranking:
         self.item_index: Mapping[str, int] = {}
         self.item_ids: list[str] = []
         self.loaded: LoadedModel | None = None
+        self._viewed: list[tuple[str, dict[int, float], float]] | None = None
 
     # -- gathering --
 
@@ -515,8 +516,8 @@ class _Ranking:
             if name == "session":
                 if recent_idx and self.knn is not None:
                     session_items, session_weights = _session_weights(recent_idx)
-                    found[name] = _best(*_neighbour_scores(self.knn.similarity_,
-                                                           session_items, session_weights),
+                    found[name] = _best(*neighbour_scores(self.knn.similarity_,
+                                                          session_items, session_weights),
                                         want, banned)
             elif name == "popularity" and name in model.models_:
                 popular = model.models_[name]
@@ -529,7 +530,7 @@ class _Ranking:
                                     want, banned)
             elif name == "knn" and name in model.models_ and items.size:
                 knn = model.models_[name]
-                found[name] = _best(*_neighbour_scores(
+                found[name] = _best(*neighbour_scores(
                     knn.similarity_, items, query_weights_of(item_weights, knn.query)),
                     want, banned)
             elif name in model.models_ and items.size:
@@ -653,7 +654,7 @@ class _Ranking:
             diversity = config.diversity_lambda
         if diversity:
             pool = mmr(pool, limit, diversity=diversity,
-                              similarity=self._similarities([item for item, _ in pool]))
+                       similarity=self._similarity_rows([item for item, _ in pool]))
         return pool[:limit]
 
     def _unclicked(self) -> dict[str, int]:
@@ -700,17 +701,24 @@ class _Ranking:
         item = self.catalog.get(item_id)
         return item.category if item is not None else ""
 
-    def _similarities(self, items: list[str]) -> np.ndarray:
-        """Pairwise similarity of items: 1 in the same category, else their item-kNN
-        similarity scaled by the row's largest (0..1)."""
+    def _similarity_rows(self, items: list[str]) -> Callable[[int], list[float]]:
+        """Row i of the items' pairwise similarities: 1 in the same category, else their
+        item-kNN similarity scaled by the row's largest (0..1). Made as MMR asks for a
+        row: it reads only the rows of the items it picks."""
         indices = [self.item_index.get(item) for item in items]
-        rows = [self.loaded.neighbours(index) if self.loaded is not None and index is not None
-                else {} for index in indices]
-        knn = np.array([[row.get(other, 0.0) if other is not None else 0.0
-                         for other in indices] for row in rows])
-        categories = np.array([self._category(item) for item in items], dtype=object)
-        same = (categories[:, None] == categories[None, :]) & (categories[:, None] != "")
-        return np.maximum(knn, same)
+        categories = [self._category(item) for item in items]
+
+        def row(i: int) -> list[float]:
+            index, category = indices[i], categories[i]
+            neighbours = self.loaded.neighbours(index) if self.loaded is not None and \
+                index is not None else {}
+            values = [0.0 if other is None else neighbours.get(other, 0.0) for other in indices]
+            if category:
+                values = [max(value, 1.0) if other == category else value
+                          for value, other in zip(values, categories, strict=True)]
+            return values
+
+        return row
 
     # -- reasons --
 
@@ -745,16 +753,25 @@ class _Ranking:
         if self.loaded is None or self.knn is None or item_id not in self.item_index:
             return None
         target = self.item_index[item_id]
-        looked = [*reversed(self.recent),
-                  *reversed(_distinct_last(self.history.sequence, 10))]
         best, best_score = None, 0.0
-        for age, viewed in enumerate(dict.fromkeys(looked)):
-            if viewed not in self.item_index:
-                continue
-            score = self.loaded.neighbours(self.item_index[viewed]).get(target, 0.0) * 0.5**age
+        for viewed, neighbours, weight in self._viewed_neighbours():
+            score = neighbours.get(target, 0.0) * weight
             if score > best_score:
                 best, best_score = viewed, score
         return best
+
+    def _viewed_neighbours(self) -> list[tuple[str, dict[int, float], float]]:
+        """The items "because you viewed" may name, latest first, each with its neighbours
+        and its weight (0.5 ** its place); the same for every item of the list: made once."""
+        if self._viewed is None:
+            assert self.loaded is not None
+            looked = [*reversed(self.recent),
+                      *reversed(_distinct_last(self.history.sequence, 10))]
+            self._viewed = [
+                (viewed, self.loaded.neighbours(self.item_index[viewed]), 0.5**age)
+                for age, viewed in enumerate(dict.fromkeys(looked))
+                if viewed in self.item_index]
+        return self._viewed
 
     def _title(self, item_id: str | None) -> str:
         item = self.catalog.get(item_id) if item_id else None
@@ -790,24 +807,6 @@ def _best(ids: np.ndarray, scores: np.ndarray, n: int, banned: np.ndarray | None
         keep = ~banned[ids]
         ids, scores = ids[keep], scores[keep]
     return top_n_sparse_row(ids, scores, n)
-
-
-def _neighbour_scores(similarity: Any, items: np.ndarray, weights: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """``neighbour_scores`` (the weighted sum of the items' neighbour rows), summed into a
-    dense array when the catalog is small next to the neighbours read (no sort then)."""
-    indptr = similarity.indptr
-    lengths = indptr[items + 1] - indptr[items]
-    total = int(lengths.sum())
-    n_items = similarity.shape[1]
-    if total == 0 or n_items > 20 * total:
-        return neighbour_scores(similarity, items, weights)
-    starts = indptr[items]
-    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
-    summed = np.bincount(similarity.indices[positions], minlength=n_items,
-                         weights=similarity.data[positions] * np.repeat(weights, lengths))
-    ids = np.flatnonzero(summed)
-    return ids.astype(np.int32), summed[ids].astype(np.float32)
 
 
 def _session_weights(recent: list[int], *, decay: float = 0.5

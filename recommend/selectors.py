@@ -129,47 +129,96 @@ def subject_serving_rows(*, site_id: int, subjects: list[str], since: datetime,
     dismissals and the consent check, each on its index.
     """
     names = sorted({*names, *SERVING_NAMES})
-    who = ", ".join(["%s"] * len(subjects))
-    event, dismissal = Event._meta.db_table, Dismissal._meta.db_table
-    if consent_subjects is None:
-        allowed, allowed_params = "SELECT 1 AS yes", []
+    if connection.vendor == "postgresql":
+        rows = _serving_rows_pg(site_id=site_id, subjects=subjects, since=since, names=names,
+                                consent_subjects=consent_subjects, limit=limit)
     else:
-        allowed = (f"SELECT 1 AS yes WHERE EXISTS (SELECT 1 FROM "
-                   f"{ConsentRecord._meta.db_table} WHERE site_id = %s AND subject IN "
-                   f"({', '.join(['%s'] * len(consent_subjects))}) AND personalization)")
-        allowed_params = [site_id, *consent_subjects]
-    # "allowed" holds one row when personalization is allowed, none otherwise.
-    sql = (
-        f"WITH allowed AS ({allowed}) "
-        f"SELECT 0, item_id, name, ts FROM (SELECT item_id, name, ts FROM {event} "
-        f"WHERE site_id = %s AND subject IN ({who}) AND ts >= %s "
-        f"AND name IN ({', '.join(['%s'] * len(names))}) AND item_id <> '' "
-        "AND EXISTS (SELECT 1 FROM allowed) ORDER BY ts DESC, id DESC LIMIT %s) recent "
-        f"UNION ALL SELECT 1, item_id, '', NULL FROM {dismissal} "
-        f"WHERE site_id = %s AND subject IN ({who}) AND EXISTS (SELECT 1 FROM allowed) "
-        "UNION ALL SELECT 2, '', '', NULL FROM allowed")
-    params = [*allowed_params, site_id, *subjects, since, *names, limit, site_id, *subjects]
-    rows = _fetchall_prepared(sql, params)
+        rows = _serving_rows_sql(site_id=site_id, subjects=subjects, since=since, names=names,
+                                 consent_subjects=consent_subjects, limit=limit)
     events = [(item, name, _aware(ts)) for part, item, name, ts in rows if part == 0]
     events.sort(key=lambda row: row[2], reverse=True)  # already in order: linear
     return ServingRows(consented=any(part == 2 for part, *_ in rows), events=events,
                        dismissed=[item for part, item, *_ in rows if part == 1])
 
 
+# "allowed" holds one row when personalization is allowed, none otherwise; {who} and
+# {names} are how the subjects and the event names are matched, {consent} the check.
+_SERVING_SQL = (
+    "WITH allowed AS ({consent}) "
+    "SELECT 0, item_id, name, ts FROM (SELECT item_id, name, ts FROM {event} "
+    "WHERE site_id = %s AND subject {who} AND ts >= %s AND name {names} AND item_id <> '' "
+    "AND EXISTS (SELECT 1 FROM allowed) ORDER BY ts DESC, id DESC LIMIT %s) recent "
+    "UNION ALL SELECT 1, item_id, '', NULL FROM {dismissal} "
+    "WHERE site_id = %s AND subject {who} AND EXISTS (SELECT 1 FROM allowed) "
+    "UNION ALL SELECT 2, '', '', NULL FROM allowed")
+_CONSENT_SQL = ("SELECT 1 AS yes WHERE EXISTS (SELECT 1 FROM {consent} WHERE site_id = %s "
+                "AND subject {who} AND personalization)")
+
+
+def _serving_sql(*, who: str, names: str, consent_who: str | None) -> str:
+    consent = "SELECT 1 AS yes" if consent_who is None else _CONSENT_SQL.format(
+        consent=ConsentRecord._meta.db_table, who=consent_who)
+    return _SERVING_SQL.format(consent=consent, event=Event._meta.db_table,
+                               dismissal=Dismissal._meta.db_table, who=who, names=names)
+
+
+# On PostgreSQL the lists travel as arrays, so a statement's text does not depend on their
+# lengths and it can be prepared once per connection. One subject (every public request) is
+# matched with "=": the plan PostgreSQL keeps for the prepared statement then finds the
+# subject on its index whatever its value, as a plan for "= ANY(...)" of unknown length
+# does not.
+def _matching(values: list[str]) -> tuple[str, str | list[str]]:
+    return ("= %s", values[0]) if len(values) == 1 else ("= ANY(%s)", values)
+
+
+def _serving_rows_pg(*, site_id: int, subjects: list[str], since: datetime, names: list[str],
+                     consent_subjects: list[str] | None, limit: int) -> list[tuple]:
+    who, subjects_param = _matching(subjects)
+    consent_who, consent_params = None, []
+    if consent_subjects is not None:
+        consent_who, consent_param = _matching(consent_subjects)
+        consent_params = [site_id, consent_param]
+    sql = _serving_sql(who=who, names="= ANY(%s)", consent_who=consent_who)
+    params = [*consent_params, site_id, subjects_param, since, names, limit, site_id,
+              subjects_param]
+    return _fetchall_prepared(sql, params)
+
+
+def _serving_rows_sql(*, site_id: int, subjects: list[str], since: datetime, names: list[str],
+                      consent_subjects: list[str] | None, limit: int) -> list[tuple]:
+    def listed(values: list[str]) -> str:
+        return f"IN ({', '.join(['%s'] * len(values))})"
+
+    sql = _serving_sql(who=listed(subjects), names=listed(names),
+                       consent_who=None if consent_subjects is None else listed(
+                           consent_subjects))
+    consent_params = [] if consent_subjects is None else [site_id, *consent_subjects]
+    params = [*consent_params, site_id, *subjects, since, *names, limit, site_id, *subjects]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _fetchall_prepared(sql: str, params: list) -> list[tuple]:
-    """Rows of a statement; on PostgreSQL bound on the server and prepared once per
-    connection (Django's cursors bind on the client: the text is parsed and planned on
-    every call)."""
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+    """Rows of a PostgreSQL statement bound on the server and prepared once per connection
+    (parsed and planned once, not on every call as Django's client-side binding does).
+
+    Django opens its connections with psycopg's automatic preparation off
+    (``prepare_threshold`` None, which makes psycopg ignore ``prepare=True`` too): it is
+    turned on for this one statement only, so no other query on the connection changes.
+    """
     import psycopg
 
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 5  # psycopg's default: prepare=True prepares at once
+    try:
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchall()
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def _aware(value: object) -> datetime:

@@ -78,13 +78,13 @@ class ContentModel(Recommender):
 
     def _scores_one(self, items: np.ndarray, weights: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-        # The profile of _profiles for one row, without sklearn's per-call validation.
+        # The profile of _profiles for one row, and its scores, as sums of rows in numpy:
+        # no sklearn validation and no sparse products (whose setup costs most here).
         weights = query_weights_of(np.asarray(weights), self.query).astype(np.float64)
         total = np.abs(weights).sum()
-        row = sparse.csr_matrix((weights / (total or 1.0), items, [0, items.size]),
-                                shape=(1, self.n_items_))
-        profile = sparse.csr_matrix(row @ self.item_vectors_)
-        return neighbour_scores(self.term_items_, profile.indices, profile.data)
+        terms, profile = neighbour_scores(self.item_vectors_, np.asarray(items),
+                                          weights / (total or 1.0), dtype=np.float64)
+        return neighbour_scores(self.term_items_, terms, profile)
 
     def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
         return sparse.csr_matrix(self.item_vectors_[items] @ self.term_items_)

@@ -120,25 +120,33 @@ def query_weights_of(weights: np.ndarray, query: str) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def neighbour_scores(similarity: sparse.csr_matrix, items: np.ndarray, weights: np.ndarray
+def neighbour_scores(similarity: sparse.csr_matrix, items: np.ndarray, weights: np.ndarray,
+                     *, dtype: type = np.float32, dense: bool | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse scores (candidate ids, scores) of one user: sum of weighted neighbour rows.
+    """Sparse scores (candidate ids, ascending, and scores) of one user: the sum of the
+    weighted rows ``items`` of ``similarity``.
 
     Plain numpy on the CSR arrays: for one user this is several times faster than a
-    sparse product, whose setup touches an array as long as the catalog.
+    sparse product, whose setup touches an array as long as the catalog. ``dense`` sums
+    into an array as long as a row (no sort: faster when the rows read hold many entries
+    next to the row's length, as on small catalogs); None chooses by those sizes.
     """
     indptr = similarity.indptr
-    starts, stops = indptr[items], indptr[items + 1]
-    lengths = stops - starts
+    starts = indptr[items]
+    lengths = indptr[items + 1] - starts
     total = int(lengths.sum())
     if total == 0:
-        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
-    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-    positions = offsets + np.arange(total)
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=dtype)
+    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
     candidates = similarity.indices[positions]
     contributions = similarity.data[positions] * np.repeat(weights, lengths)
+    width = similarity.shape[1]
+    if dense if dense is not None else width <= 20 * total:
+        summed = np.bincount(candidates, weights=contributions, minlength=width)
+        ids = np.flatnonzero(summed)
+        return ids.astype(np.int32), summed[ids].astype(dtype)
     unique, inverse = np.unique(candidates, return_inverse=True)
-    return unique, np.bincount(inverse, weights=contributions).astype(np.float32)
+    return unique, np.bincount(inverse, weights=contributions).astype(dtype)
 
 
 def neighbours_top_k(weighted: sparse.csr_matrix, *, k: int, shrinkage: float = 0.0,

@@ -219,3 +219,15 @@ def test_add_items_widens_every_model_and_keeps_old_answers(name: str) -> None:
         np.testing.assert_allclose(scores, before_scores)
     with pytest.raises(ValueError, match="one per new item"):
         model.add_items("a string")
+
+
+def test_content_scores_of_one_user_equal_the_sparse_product() -> None:
+    """The serving path (sums of rows in numpy) gives the batch path's scores."""
+    content = fitted("content")
+    items = np.array([0, 4, 9])
+    weights = np.array([1.0, 3.0, 5.0], dtype=np.float32)
+    ids, scores = content._scores_one(items, weights)
+    row = sparse.csr_matrix((weights, items, [0, 3]), shape=(1, N_ITEMS))
+    expected = content._scores(row).toarray()[0]
+    assert ids.size and np.array_equal(ids, np.flatnonzero(expected))
+    assert np.allclose(scores, expected[ids], rtol=1e-5)

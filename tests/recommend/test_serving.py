@@ -253,19 +253,43 @@ def test_the_content_strategy_explains_by_category(site, trained):
     assert rec.items[0].reason.text == "Similar to blankets items you like"
 
 
+def test_the_history_statement_is_prepared_once_per_connection(site, trained):
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"  # the suite runs on PostgreSQL
+
+    def executions() -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+                           "WHERE statement LIKE 'WITH allowed AS %%'")
+            return [row[0] for row in cursor.fetchall()]
+
+    visit(site, [GROUPS[1][0], GROUPS[1][1]])
+    serve(site, limit=3)
+    before = executions()
+    rec = serve(site, limit=3)
+    assert len(before) == 1 and executions() == [before[0] + 1]  # the same statement again
+    assert [e.reason.kind for e in rec.items] == ["because_viewed"] * 3  # the history read
+    # Django's own setting is left as it was: nothing else on the connection is prepared.
+    assert connection.connection.prepare_threshold is None
+
+
 def test_dense_neighbour_sums_equal_the_sparse_ones():
     import numpy as np
     from scipy import sparse
 
     from recommend.algorithms.knn import neighbour_scores
-    from recommend.recommending import _neighbour_scores
 
     rng = np.random.default_rng(3)
     similarity = sparse.random(300, 300, density=0.1, format="csr", random_state=3,
                                dtype=np.float32)
-    items = np.array([3, 17, 250])
-    weights = rng.random(3).astype(np.float32)
-    dense_ids, dense = _neighbour_scores(similarity, items, weights)
-    ids, scores = neighbour_scores(similarity, items, weights)
+    items = np.array([3, 17, 250, 17])  # a repeated item counts twice in both
+    weights = rng.random(4).astype(np.float32)
+    dense_ids, dense = neighbour_scores(similarity, items, weights, dense=True)
+    ids, scores = neighbour_scores(similarity, items, weights, dense=False)
     keep = scores > 0
+    assert dense_ids.dtype == ids.dtype == np.int32 and dense.dtype == np.float32
     assert np.array_equal(dense_ids, ids[keep]) and np.allclose(dense, scores[keep])
+    product = (sparse.csr_matrix((weights, items, [0, 4]), shape=(1, 300)) @ similarity)
+    assert np.allclose(product.toarray()[0][ids], scores)
+
