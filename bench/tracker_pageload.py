@@ -60,13 +60,17 @@ dataLayer.push({event: "view_item", ecommerce: {currency: "EUR", value: 19.9,
 
 
 def recsite_markup() -> str:
-    """The real template tag's output (Django set up on a throwaway data directory)."""
+    """The real template tag's output (Django set up on a throwaway, migrated SQLite data
+    directory: the tag records the banner version it shows)."""
     os.environ.setdefault("RECSITE_DATA_DIR", tempfile.mkdtemp(prefix="recsite-bench-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "recsite.settings")
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.template import engines
+
+    call_command("migrate", verbosity=0)
 
     tag = engines["django"].from_string("{% load recsite %}{% recsite_tracker key=key %}")
     return tag.render({"key": PUBLIC_KEY})
