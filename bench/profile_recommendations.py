@@ -199,9 +199,11 @@ void measure_stop(const char *name) {
 """
 
 
-def child_serve(public_key: str, *, calls: int, subjects: int, marks: str) -> None:
+def child_serve(public_key: str, *, calls: int, subjects: int, marks: str,
+                then: Path | None) -> None:
     """In the process under callgrind: for each phase, warm up (not counted), then serve
-    ``calls`` requests with instrumentation on, dumped under the phase's name."""
+    ``calls`` requests with instrumentation on, dumped under the phase's name; then run
+    ``then`` with ``counted(label, fn, inputs)`` to count the instructions of a part."""
     import ctypes
 
     import django
@@ -223,9 +225,23 @@ def child_serve(public_key: str, *, calls: int, subjects: int, marks: str) -> No
         for path in paths:
             call(path)
         lib.measure_stop(phase.replace("-", "_").encode())
+    if then is not None:
+        def counted(label: str, fn: Callable[[Any], Any], inputs: list[Any]) -> None:
+            for value in inputs[:5]:
+                fn(value)
+            lib.measure_start()
+            for value in inputs:
+                fn(value)
+            lib.measure_stop(f"part_{len(inputs)}_{label}".encode())
+
+        exec(then.read_text(), {"public_key": public_key, "stack": stack, "view": view,
+                                "counted": counted, "wsgi_environ": wsgi_environ,
+                                "paths": phase_paths("cached", public_key, calls=calls,
+                                                     subjects=subjects)})
 
 
-def instructions(public_key: str, *, calls: int, subjects: int, workdir: Path) -> None:
+def instructions(public_key: str, *, calls: int, subjects: int, workdir: Path,
+                 then: Path | None = None) -> None:
     """Instructions per request of each phase, counted by callgrind in a child process."""
     source, marks = workdir / "marks.c", workdir / "marks.so"
     source.write_text(MARKS_C)
@@ -235,14 +251,15 @@ def instructions(public_key: str, *, calls: int, subjects: int, workdir: Path) -
     subprocess.run(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
          sys.executable, __file__, "--child", public_key, "--marks", str(marks),
-         "--calls", str(calls), "--subjects", str(subjects)],
+         "--calls", str(calls), "--subjects", str(subjects),
+         *(["--then", str(then)] if then else [])],
         check=True, stderr=subprocess.DEVNULL)
     print(f"\ninstructions per request (callgrind, {calls} requests a phase after 20 "
           "not counted)")
     counts = {}
     for dump in workdir.glob("callgrind.out.*"):
         text = dump.read_text(errors="replace")
-        phase = re.search(r"^desc: Trigger: Client Request: (\w+)", text, re.M)
+        phase = re.search(r"^desc: Trigger: Client Request: (\S+)", text, re.M)
         if phase:
             counts[phase.group(1)] = int(re.search(r"^totals: (\d+)", text, re.M).group(1))
     for phase in (*PHASES, *VIEW_PHASES):
@@ -250,6 +267,10 @@ def instructions(public_key: str, *, calls: int, subjects: int, workdir: Path) -
     for phase in ("cached", "uncached"):
         print(f"  {phase}: {counts[phase] / counts['ceiling']:.2f}x the ceiling; middleware "
               f"and handler {(counts[phase] - counts[phase + '_view']) / calls:,.0f}")
+    for label, total in sorted(counts.items()):
+        if label.startswith("part_"):  # part_<calls>_<label>, from --then
+            _, n, name = label.split("_", 2)
+            print(f"  {name:<40}{total / int(n):>14,.0f}")
 
 
 def main(argv: list[str]) -> int:
@@ -259,14 +280,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--subjects", type=int, default=2000, help="visitors")
     p.add_argument("--cprofile", choices=["cached", "uncached"], help="profile one path")
     p.add_argument("--then", type=Path, help="a Python file to run after the measurements, "
-                   "given public_key, paths, stack, view, cpu_us and wsgi_environ")
+                   "given public_key, paths, stack, view, cpu_us and wsgi_environ (with "
+                   "--instructions: counted(label, fn, inputs) instead of cpu_us)")
     p.add_argument("--instructions", action="store_true",
                    help="count instructions per request with callgrind instead of CPU time")
     p.add_argument("--child", metavar="PUBLIC_KEY", help=argparse.SUPPRESS)
     p.add_argument("--marks", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child_serve(args.child, calls=args.calls, subjects=args.subjects, marks=args.marks)
+        child_serve(args.child, calls=args.calls, subjects=args.subjects, marks=args.marks,
+                    then=args.then)
         return 0
     with tempfile.TemporaryDirectory(prefix="recsite-prof-rec-") as workdir, \
             services.running() as service_env:
@@ -288,7 +311,7 @@ def main(argv: list[str]) -> int:
 
             cache_warm(caller(WSGIHandler()), public_key, args.subjects)
             instructions(public_key, calls=args.calls, subjects=args.subjects,
-                         workdir=Path(workdir))
+                         workdir=Path(workdir), then=args.then)
         else:
             measure(public_key, calls=args.calls, subjects=args.subjects,
                     repeat=args.repeat, cprofile=args.cprofile, then=args.then)

@@ -24,6 +24,7 @@ from recommend.params import (
     anon_id_param,
     cache_field,
     personalized_param,
+    query_params,
     rec_request_parse,
 )
 from recommend.recommending import RecRequest, answer_cached, recommendations_answer
@@ -133,12 +134,14 @@ class _LeanApi(LeanApiView):
     # Public endpoints count their throttles in the cache read's round trip (see
     # tracking/throttling.py); with no Redis they run as DRF runs them.
     public_throttles: list[type[FixedWindowThrottle]] = []
+    query: dict[str, str]  # the query parameters (recommend.params.query_params)
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method != "GET":
             return super().dispatch(request, *args, **kwargs)
         self.args, self.kwargs, self.request, self.headers = args, kwargs, request, {}
         try:
+            self.query = query_params(request)
             if not answer_cache.pipelined:
                 for throttle in self.public_throttles:
                     if throttle is not SiteKeyRateThrottle:
@@ -154,7 +157,7 @@ class _LeanApi(LeanApiView):
 
     def public_site(self, request: HttpRequest) -> Site:
         """The site of the public key; a browser's Origin, when sent, must be allowed."""
-        site = site_for_public_key(request.GET.get("site"))
+        site = site_for_public_key(self.query.get("site"))
         origin = request.META.get("HTTP_ORIGIN")
         if origin is not None and not site.allows_origin(origin):
             raise OriginNotAllowed(f"{origin} is not an allowed origin of this site")
@@ -177,24 +180,24 @@ class _LeanApi(LeanApiView):
     def visitor(self, request: HttpRequest, site: Site, *, personalized: bool = True) -> str:
         """The calling visitor's subject ("" for an unpersonalized list asked without an
         anon id); a user id is refused with the public key."""
-        if "user_id" in request.GET:
+        if "user_id" in self.query:
             raise SecretKeyRequired("recommendations for a user id need the secret key: "
                                     "GET /api/v1/users/{user_id}/recommendations",
                                     field="user_id")
-        if not personalized and not request.GET.get("anon_id") and \
+        if not personalized and not self.query.get("anon_id") and \
                 not request.COOKIES.get("rs_aid"):
             return ""
         try:
-            anon_id = anon_id_param(request.GET, request.COOKIES.get("rs_aid"))
+            anon_id = anon_id_param(self.query, request.COOKIES.get("rs_aid"))
         except ParamInvalid as error:
             raise _invalid(error) from None
         return subject_hash(site=site, kind="a", raw_id=anon_id)
 
 
-def _parse(request: HttpRequest, subject: str, **kwargs: Any) -> tuple[RecRequest, bool]:
+def _parse(query: dict[str, str], subject: str, **kwargs: Any) -> tuple[RecRequest, bool]:
     """The request's parameters; ``after`` must be a token served to this same subject."""
     try:
-        parsed = rec_request_parse(request.GET, **kwargs), personalized_param(request.GET)
+        parsed = rec_request_parse(query, **kwargs), personalized_param(query)
     except ParamInvalid as error:
         raise _invalid(error) from None
     after = parsed[0].after
@@ -212,7 +215,7 @@ class RecommendationsApi(_LeanApi):
                    responses={200: s.RecListSerializer, **_ERRORS})
     def get(self, request: HttpRequest) -> bytes:
         site = self.public_site(request)
-        query = request.GET
+        query = self.query
         subject = self.visitor(request, site, personalized=query.get("personalized") not in
                                ("0", "false"))
         # A cached answer was made from these very parameters, valid then (an invalid one
@@ -221,7 +224,7 @@ class RecommendationsApi(_LeanApi):
         generation, cached = self.cached(request, site, subject, field)
         if cached is not None:
             return cached
-        rec_request, personalized = _parse(request, subject)
+        rec_request, personalized = _parse(query, subject)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
                                       cache_field=field, personalized=personalized,
                                       generation=generation)
@@ -238,14 +241,15 @@ class SimilarItemsApi(_LeanApi):
                    tags=["recommendations"], responses={200: s.RecListSerializer, **_ERRORS})
     def get(self, request: HttpRequest, item_id: str) -> bytes:
         site = self.public_site(request)
-        personal = bool(request.GET.get("anon_id") or request.COOKIES.get("rs_aid"))
+        query = self.query
+        personal = bool(query.get("anon_id") or request.COOKIES.get("rs_aid"))
         subject = self.visitor(request, site) if personal else ""
-        field = None if request.GET.get("after") else \
-            cache_field(request.GET, extra=f"{item_id}\x1f{personal}")
+        field = None if query.get("after") else \
+            cache_field(query, extra=f"{item_id}\x1f{personal}")
         generation, cached = self.cached(request, site, subject, field)
         if cached is not None:
             return cached
-        rec_request, _ = _parse(request, subject, item=item_id, similar=True)
+        rec_request, _ = _parse(query, subject, item=item_id, similar=True)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
                                       cache_field=field, personalized=personal,
                                       generation=generation)
@@ -261,9 +265,9 @@ class UserRecommendationsApi(_LeanApi):
         if not 0 < len(user_id) <= 200:
             raise EnvelopeInvalid("user_id", "must be 1 to 200 characters")
         subject = subject_hash(site=site, kind="u", raw_id=user_id)
-        rec_request, personalized = _parse(request, subject)
+        rec_request, personalized = _parse(self.query, subject)
         subjects = [subject, *user_alias_subjects(site=site, user_subject=subject)]
-        field = None if rec_request.after is not None else cache_field(request.GET)
+        field = None if rec_request.after is not None else cache_field(self.query)
         return recommendations_answer(site=site, subject=subject, request=rec_request,
                                       cache_field=field, consent_subjects=subjects,
                                       history_subjects=subjects, personalized=personalized)
