@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-pytestmark = pytest.mark.usefixtures("wsgi_in_test_transaction")
-
 from recsite import handlers
 from recsite.wsgi import application
 from tests.conftest import ORIGIN, make_event, now_iso
 from tracking.models import RawBatch
+
+pytestmark = pytest.mark.usefixtures("wsgi_in_test_transaction")
 
 
 def wsgi_call(method: str, path: str, body: bytes = b"", **headers: str
@@ -56,7 +56,7 @@ def test_the_collect_chain_is_the_whole_chain_less_the_browser_only_middleware()
     assert "django.middleware.common.CommonMiddleware" in chain  # the allowed-host check
     assert "recsite.middleware.ServiceUnavailableMiddleware" in chain
     assert not set(chain) & handlers.BROWSER_ONLY_MIDDLEWARE
-    assert settings.MIDDLEWARE != chain  # building the short chain left the setting alone
+    assert chain != settings.MIDDLEWARE  # building the short chain left the setting alone
 
 
 @pytest.mark.django_db
