@@ -60,6 +60,10 @@ RULES_BEYOND_THE_SCHEMA = {
     # an anon_id or a user_id (a user id such as "undefined" counts as none); a Global
     # Privacy Control receipt grants no purpose; a time must lie within years 1..9999 in UTC
     "POST /api/v1/consent": {"anon_id", "purposes", "ts"},
+    # the batch's sent_at too (0001-01-01T00:00:20+00:02 is in year 0 in UTC); a bad event
+    # alone is listed in a 202, so a 400 is only ever about the envelope
+    "POST /api/v1/collect": {"sent_at"},
+    "POST /api/v1/events": {"sent_at"},
     # filter and boost are JSON in a string; after is a rec_token we signed; a personalized
     # list needs the visitor's anon_id (or the rs_aid cookie)
     "GET /api/v1/recommendations": {"filter", "boost", "after", "anon_id"},
