@@ -1,15 +1,15 @@
-"""The WSGI application: Django's handler, with a shorter middleware chain for collection.
+"""The WSGI application: Django's handler, with a shorter middleware chain for the hot API.
 
-Every page view of every site posts to the collect endpoints, so they are the hottest
-paths by far, and they need none of the middleware that serves people with a browser
-session: sessions, authentication, messages, CSRF (both endpoints are ``csrf_exempt``:
-they take a site key, not a cookie), the admin's login lockout (axes) and the
-Content-Security-Policy (a JSON answer is not a document; the policy middleware skips
-the API anyway). Building and tearing down those costs about a tenth of a collect
-request's CPU. The collect paths therefore go through a second Django handler whose chain
-is ``settings.MIDDLEWARE`` less ``BROWSER_ONLY_MIDDLEWARE``: the security headers, CORS,
-the allowed-host check (CommonMiddleware) and the 503 for an outage stay, and middleware
-added later joins both chains unless it is named here.
+Every page view of every site posts to collect and most ask for recommendations, so
+these are the hottest paths by far, and they need none of the middleware that serves
+people with a browser session: sessions, authentication, messages, CSRF (the API's views
+are DRF views without session authentication: they take a site key, never a cookie), the
+admin's login lockout (axes) and the Content-Security-Policy (a JSON answer is not a
+document; the policy middleware skips the API anyway). Building and tearing those down
+costs about a tenth of a collect request's CPU. These paths therefore go through a second
+Django handler whose chain is ``settings.MIDDLEWARE`` less ``BROWSER_ONLY_MIDDLEWARE``:
+the security headers, CORS, the allowed-host check (CommonMiddleware) and the 503 for an
+outage stay, and middleware added later joins both chains unless it is named here.
 """
 
 from collections.abc import Callable, Iterable
@@ -18,8 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
-# Exact paths (PATH_INFO) answered by the short chain: browser and server collection.
-COLLECT_PATHS = frozenset({"/api/v1/collect", "/api/v1/events"})
+# Exact paths (PATH_INFO) answered by the short chain: collection (browser and server),
+# consent, and the widgets' recommendations.
+HOT_API_PATHS = frozenset({"/api/v1/collect", "/api/v1/events", "/api/v1/consent",
+                           "/api/v1/recommendations"})
 
 BROWSER_ONLY_MIDDLEWARE = frozenset({
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -31,8 +33,8 @@ BROWSER_ONLY_MIDDLEWARE = frozenset({
 })
 
 
-def collect_middleware() -> list[str]:
-    """The collect paths' chain: MIDDLEWARE, in its order, less the browser-only classes."""
+def hot_api_middleware() -> list[str]:
+    """The hot API paths' chain: MIDDLEWARE, in its order, less the browser-only classes."""
     return [path for path in settings.MIDDLEWARE if path not in BROWSER_ONLY_MIDDLEWARE]
 
 
@@ -58,12 +60,12 @@ StartResponse = Callable[..., Any]
 
 
 class RecsiteWSGIApplication:
-    """Collect paths through the short chain, every other path through the whole one."""
+    """The hot API paths through the short chain, every other path through the whole one."""
 
     def __init__(self) -> None:
         self.full = WSGIHandler()
-        self.collect = ChainHandler(collect_middleware())
+        self.hot_api = ChainHandler(hot_api_middleware())
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        handler = self.collect if environ.get("PATH_INFO") in COLLECT_PATHS else self.full
+        handler = self.hot_api if environ.get("PATH_INFO") in HOT_API_PATHS else self.full
         return handler(environ, start_response)

@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn recsite.wsgi): Django, with the collect paths' shorter
+"""WSGI entry point (gunicorn recsite.wsgi): Django, with the hot API paths' shorter
 middleware chain (recsite.handlers)."""
 
 import os

@@ -1,4 +1,4 @@
-"""recsite.wsgi: the collect paths take the short middleware chain, everything else the whole.
+"""recsite.wsgi: the hot API paths take the short middleware chain, everything else the whole.
 
 Requests go through the WSGI application as gunicorn calls it (the test client would
 bypass recsite.wsgi and run settings.MIDDLEWARE).
@@ -20,10 +20,10 @@ from tracking.models import RawBatch
 pytestmark = pytest.mark.usefixtures("wsgi_in_test_transaction")
 
 
-def wsgi_call(method: str, path: str, body: bytes = b"", **headers: str
+def wsgi_call(method: str, path: str, body: bytes = b"", query: str = "", **headers: str
               ) -> tuple[int, dict[str, list[str]], bytes]:
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_HOST": "127.0.0.1", "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": "text/plain",
         "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
@@ -47,8 +47,8 @@ def wsgi_call(method: str, path: str, body: bytes = b"", **headers: str
     return answer["status"], answer["headers"], content
 
 
-def test_the_collect_chain_is_the_whole_chain_less_the_browser_only_middleware():
-    chain = handlers.collect_middleware()
+def test_the_hot_api_chain_is_the_whole_chain_less_the_browser_only_middleware():
+    chain = handlers.hot_api_middleware()
 
     assert chain == [m for m in settings.MIDDLEWARE if m not in handlers.BROWSER_ONLY_MIDDLEWARE]
     assert "django.middleware.security.SecurityMiddleware" in chain
@@ -89,6 +89,18 @@ def test_collect_refuses_an_unknown_host_and_answers_a_preflight(site):
     status, headers, _ = wsgi_call("OPTIONS", "/api/v1/collect", origin=ORIGIN,
                                    access_control_request_method="POST")
     assert status == 200 and headers["access-control-allow-origin"] == [ORIGIN]
+
+
+@pytest.mark.django_db
+def test_recommendations_through_the_short_chain(site):
+    status, headers, content = wsgi_call(
+        "GET", "/api/v1/recommendations", origin=ORIGIN,
+        query=f"site={site.public_key}&placement=home&anon_id=a_0123456789abcdef")
+
+    assert status == 200, content
+    assert "items" in json.loads(content)
+    assert headers["access-control-allow-origin"] == [ORIGIN]
+    assert "content-security-policy" not in headers
 
 
 @pytest.mark.django_db
