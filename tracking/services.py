@@ -323,6 +323,11 @@ def events_serialize(*, cleaned: list[tuple[int, dict[str, Any]]]
     return SerializedEvents((b"[" + b",".join(blobs) + b"]").decode(), len(blobs)), too_large
 
 
+def rejection_counts(rejected: list[Rejection]) -> dict[str, int]:
+    """RawBatch.rejected: how many events were refused, by reason."""
+    return dict(Counter(r.reason for r in rejected))
+
+
 def raw_batch_build(*, site: Site, source: str, received_at: datetime,
                     sent_at: datetime | None, user_agent: str, events: SerializedEvents,
                     rejected: list[Rejection]) -> RawBatch:
@@ -330,7 +335,7 @@ def raw_batch_build(*, site: Site, source: str, received_at: datetime,
     return RawBatch(
         site=site, source=source, received_at=received_at, sent_at=sent_at,
         user_agent=user_agent[:512], events=events.json, n_events=events.count,
-        rejected=dict(Counter(r.reason for r in rejected)),
+        rejected=rejection_counts(rejected),
     )
 
 
@@ -353,7 +358,7 @@ def raw_batch_store(*, site: Site, source: str, received_at: datetime,
         batch.save(force_insert=True)
         return batch.pk
     table = connection.ops.quote_name(RawBatch._meta.db_table)
-    counts = orjson.dumps(dict(Counter(r.reason for r in rejected))).decode()
+    counts = orjson.dumps(rejection_counts(rejected)).decode()
     (row,) = pg_fetchall(
         f"INSERT INTO {table} ({', '.join(_RAW_BATCH_FIELDS)}) VALUES "
         f"({', '.join(['%b'] * (len(_RAW_BATCH_FIELDS) - 1))}, %b::jsonb) RETURNING id",
