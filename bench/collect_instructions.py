@@ -5,7 +5,8 @@
 Throughput figures on a shared 2-core machine move with whatever else runs;
 instruction counts do not (valgrind counts the same total whatever the other
 core does). Each case runs the whole Django stack in one process, through
-Django's WSGI handler (no HTTP server, no load tool), on PostgreSQL and Redis
+``recsite.wsgi``'s application as gunicorn calls it (the hot API paths' shorter
+middleware chain included; no HTTP server, no load tool), on PostgreSQL and Redis
 started for the purpose, twice under ``valgrind --tool=callgrind``: once with
 ``--small`` requests and once with ``--large``. Everything else (start-up,
 migrations, the site, the consent receipts) is the same in both runs, so the
@@ -14,7 +15,7 @@ difference divided by the extra requests is the cost of one request.
 Cases, each a batch of 20 wire events from one visitor (bench/profile_ingest.py's
 bodies):
 
-hello        GET of a view that does nothing: Django and the middleware alone.
+hello        GET of a view that does nothing: Django and the whole middleware chain alone.
 collect      POST /api/v1/collect as deployed: consent required and checked,
              both throttles counting.
 collect-bare the same without the consent check and the throttles.
@@ -65,9 +66,9 @@ def serve_requests(case: str, count: int, max_count: int) -> None:
 
         django.setup()
         import orjson
-        from django.core.handlers.wsgi import WSGIHandler
         from django.core.management import call_command
 
+        from recsite.handlers import RecsiteWSGIApplication
         from tracking.services import consent_record, site_create
 
         call_command("migrate", verbosity=0)
@@ -79,7 +80,7 @@ def serve_requests(case: str, count: int, max_count: int) -> None:
             for anon_id in sorted({orjson.loads(b)["events"][0]["anon_id"] for b in bodies}):
                 consent_record(site=site, payload={"anon_id": anon_id,
                                                    "purposes": {"analytics": True}})
-        app = WSGIHandler()
+        app = RecsiteWSGIApplication()
 
         def request(method: str, path: str, body: bytes = b"") -> str:
             environ = {

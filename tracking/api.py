@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from tracking import serializers as s
 from tracking.authentication import origin_check, site_for_public_key, site_for_secret_key
+from tracking.conf import tracking_settings
 from tracking.errors import Malformed
 from tracking.models import RawBatch, Site
 from tracking.parsers import BoundedJSONParser, PlainTextJSONParser
@@ -29,6 +30,7 @@ from tracking.throttling import (
     counters_for,
     counts_check,
 )
+from tracking.wire import WireBatch, batch_decode
 
 _ERRORS = {
     400: OpenApiResponse(s.ErrorSerializer, description="malformed or invalid envelope"),
@@ -86,12 +88,21 @@ class _SiteApi(LeanApiView):
         return HttpResponse(orjson.dumps(response.data, option=orjson.OPT_UTC_Z),
                             status=response.status_code, content_type="application/json")
 
+    # Whether a body may be decoded as a WireBatch (tracking.wire): the event batches.
+    wire_batches = False
+
     def parse(self, request: HttpRequest) -> Any:
-        """The body, parsed by the parser for its media type (415 for any other type)."""
+        """The body, parsed by the parser for its media type (415 for any other type): a
+        dict, or for the event endpoints a WireBatch when every event has the wire types."""
         media_type = request.content_type or ""
         for parser_class in self.parser_classes:
             if media_type == parser_class.media_type:
-                return parser_class().parse(request, media_type)
+                parser = parser_class()
+                body = parser.body_read(request)
+                batch = batch_decode(body, max_events=tracking_settings.MAX_EVENTS,
+                                          max_depth=tracking_settings.MAX_DEPTH) \
+                    if self.wire_batches else None
+                return parser.body_parse(body) if batch is None else batch
         if request.META.get("CONTENT_LENGTH") in (None, "", "0"):
             raise Malformed("the request body is empty; send a JSON object")
         raise UnsupportedMediaType(media_type or "(none)")
@@ -102,8 +113,9 @@ class _SiteApi(LeanApiView):
         if not throttle.allow_request(request, self):
             raise Throttled(wait=throttle.wait())
 
-    def payload(self, request: Request) -> dict:
-        """The parsed JSON object; DRF gives {} for an empty body, which is an error here."""
+    def payload(self, request: Request) -> Any:
+        """The parsed JSON object (or WireBatch); DRF gives {} for an empty body, which is an
+        error here."""
         if not request.data:
             raise Malformed("the request body is empty; send a JSON object")
         return request.data
@@ -126,17 +138,20 @@ class EventCollectApi(_SiteApi):
 
     throttle_classes: list = []
     counted_throttles = (IpRateThrottle, SiteKeyRateThrottle)
+    wire_batches = True
 
     @extend_schema(request=s.BatchInSerializer,
                    responses={202: s.BatchOutSerializer, **_ERRORS}, tags=["collection"])
     def post(self, request: Request) -> Response:
         received_at = timezone.now()
         payload = self.payload(request)
-        site = site_for_public_key(payload.get("site"))
+        site_key, events = (payload.site, payload.events) if isinstance(payload, WireBatch) \
+            else (payload.get("site"), payload.get("events"))
+        site = site_for_public_key(site_key)
         origin_check(site, request)
         request.recsite_site = site
         hasher = SubjectHasher(site)
-        keys = consent_keys_of_batch(site=site, events=payload.get("events"), hasher=hasher) \
+        keys = consent_keys_of_batch(site=site, events=events, hasher=hasher) \
             if site.require_consent else []
         counters = counters_for(request, self, [cls() for cls in self.counted_throttles])
         counts, cached = counted_get_many(counters, keys)
@@ -153,6 +168,7 @@ class ServerEventsApi(_SiteApi):
     """Take a batch of events from the site's backend (secret key as Bearer token)."""
 
     throttle_classes: list = []
+    wire_batches = True
 
     @extend_schema(request=s.ServerBatchInSerializer,
                    responses={202: s.BatchOutSerializer, **_ERRORS}, tags=["collection"])

@@ -25,6 +25,10 @@ class BoundedJSONParser(BaseParser):
 
     def parse(self, stream: Any, media_type: str | None = None,
               parser_context: dict[str, Any] | None = None) -> Any:
+        return self.body_parse(self.body_read(stream))
+
+    def body_read(self, stream: Any) -> bytes:
+        """The body, read up to the size limit (413 past it; 400 for an empty one)."""
         limit = tracking_settings.MAX_BODY_BYTES
         if stream is None:
             raise Malformed("the request body is empty; send a JSON object")
@@ -33,6 +37,10 @@ class BoundedJSONParser(BaseParser):
             raise PayloadTooLarge(f"the body is over {limit} bytes")
         if not body.strip():
             raise Malformed("the request body is empty; send a JSON object")
+        return body
+
+    def body_parse(self, body: bytes) -> dict[str, Any]:
+        """The JSON object in ``body`` (400 saying what is wrong otherwise)."""
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as error:

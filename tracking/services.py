@@ -35,6 +35,8 @@ from tracking.validation import (
     clock_offset,
     parse_timestamp,
 )
+from tracking.wire import WireBatch, WireEvent
+from tracking.wire import event_clean as wire_event_clean
 
 logger = logging.getLogger(__name__)
 
@@ -217,14 +219,14 @@ def consent_keys_of_batch(*, site: Site, events: Any, hasher: SubjectHasher) -> 
         return []
     keys = set()
     for event in events[:tracking_settings.MAX_EVENTS]:
-        if isinstance(event, dict):
-            raw_id = event.get("anon_id")
+        if isinstance(event, WireEvent | dict):
+            raw_id = event.anon_id if type(event) is WireEvent else event.get("anon_id")
             if isinstance(raw_id, str) and raw_id and len(raw_id) <= MAX_ID:
                 keys.add(consent_cache_key(site.pk, hasher("a", raw_id)))
     return list(keys)
 
 
-def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: datetime,
+def event_batch_ingest(*, site: Site, payload: dict[str, Any] | WireBatch, received_at: datetime,
                        source: str, user_agent: str = "", hasher: SubjectHasher | None = None,
                        consent_cached: dict[str, Any] | None = None) -> IngestResult:
     """Validate a batch, check consent, store the accepted events in ONE insert, signal.
@@ -236,20 +238,14 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
     before, by ``consent_keys_of_batch`` and the read that shared the throttles'
     round trip.
     """
-    events = payload.get("events")
-    if not isinstance(events, list) or not events:
-        raise EnvelopeInvalid("events", "must be a non-empty array of events")
-    if len(events) > tracking_settings.MAX_EVENTS:
-        raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is "
-                              f"{tracking_settings.MAX_EVENTS}")
-    unknown = set(payload) - {"site", "sent_at", "events"}
-    if unknown:
-        raise EnvelopeInvalid(sorted(unknown)[0][:64], "is not an envelope field (site, "
-                              "sent_at, events)")
+    if isinstance(payload, WireBatch):  # its type holds the envelope's rules
+        events, sent_at_raw = payload.events, payload.sent_at
+    else:
+        events, sent_at_raw = envelope_events(payload), payload.get("sent_at")
     sent_at = None
-    if payload.get("sent_at") is not None:
+    if sent_at_raw is not None:
         try:
-            sent_at = parse_timestamp(payload["sent_at"], "sent_at")
+            sent_at = parse_timestamp(sent_at_raw, "sent_at")
         except Invalid as error:
             raise EnvelopeInvalid(error.field, error.detail) from None
     window = TimeWindow(
@@ -283,6 +279,21 @@ def event_batch_ingest(*, site: Site, payload: dict[str, Any], received_at: date
                                       rejected=rejected)
     outbox_signal()
     return result
+
+
+def envelope_events(payload: dict[str, Any]) -> list[Any]:
+    """The events of a batch's envelope, which must have no other fields than its own."""
+    events = payload.get("events")
+    if not isinstance(events, list) or not events:
+        raise EnvelopeInvalid("events", "must be a non-empty array of events")
+    if len(events) > tracking_settings.MAX_EVENTS:
+        raise PayloadTooLarge(f"{len(events)} events in one batch; the limit is "
+                              f"{tracking_settings.MAX_EVENTS}")
+    unknown = set(payload) - {"site", "sent_at", "events"}
+    if unknown:
+        raise EnvelopeInvalid(sorted(unknown)[0][:64], "is not an envelope field (site, "
+                              "sent_at, events)")
+    return events
 
 
 def event_max_age(*, site: Site) -> timedelta:
@@ -371,7 +382,8 @@ def raw_batch_store(*, site: Site, source: str, received_at: datetime,
 def events_clean(*, site: Site, events: list[Any], window: TimeWindow,
                  hasher: SubjectHasher | None = None
                  ) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
-    """Validate each event and replace its raw ids with pseudonymous subject ids."""
+    """Validate each event (a dict, or a WireEvent: see tracking.wire) and replace its raw
+    ids with pseudonymous subject ids."""
     offset = clock_offset(window)
     cleaned: list[tuple[int, dict[str, Any]]] = []
     rejected: list[Rejection] = []
@@ -379,7 +391,8 @@ def events_clean(*, site: Site, events: list[Any], window: TimeWindow,
 
     for index, raw in enumerate(events):
         try:
-            event = clean_event(raw, window, offset)
+            event = wire_event_clean(raw, window, offset) if type(raw) is WireEvent \
+                else clean_event(raw, window, offset)
         except Invalid as error:
             rejected.append(Rejection(index, error.reason, error.field, error.detail))
             continue
