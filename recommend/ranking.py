@@ -36,11 +36,12 @@ def mmr(ranked: Sequence[tuple[str, float]], n: int, *, diversity: float,
     best = max(score for _, score in ranked) or 1.0
     relevance = [(1 - diversity) * score / best for _, score in ranked]
     closest = [0.0] * len(ranked)
+    marginal = list(relevance)  # relevance - diversity * closest, kept up to date
     free = list(range(len(ranked)))
     chosen: list[tuple[str, float]] = []
     while free and len(chosen) < n:
         # max keeps the first of equal values: ties go to the better ranked item
-        pick = max(free, key=lambda i: relevance[i] - diversity * closest[i])
+        pick = max(free, key=marginal.__getitem__)
         free.remove(pick)
         chosen.append(ranked[pick])
         if free and len(chosen) < n:
@@ -48,6 +49,7 @@ def mmr(ranked: Sequence[tuple[str, float]], n: int, *, diversity: float,
             for i in free:
                 if row[i] > closest[i]:
                     closest[i] = row[i]
+                    marginal[i] = relevance[i] - diversity * row[i]
     return chosen
 
 

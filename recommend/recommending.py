@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from recommend import selectors
-from recommend.algorithms.knn import neighbour_scores, query_weights_of
+from recommend.algorithms.knn import neighbour_scores, neighbour_sums, query_weights_of
 from recommend.algorithms.sparse import top_n_sparse_row
 from recommend.caching import answer_cache
 from recommend.catalog import Catalog, CatalogItem, catalog_get
@@ -42,6 +43,9 @@ FALLBACKS = ("segment_popular", "trending", "popular")
 HISTORY_LAST = 5  # items of the session ("because you viewed")
 BLEND_KEEP = 60  # blended candidates kept per request (more when rules filter many out)
 CONTENT_LAST = 5  # the latest items that make a visitor's content profile
+# Catalogs up to this size are blended as dense arrays (a score per item): numpy over a few
+# thousand floats costs less than gathering, sorting and merging sparse candidates.
+DENSE_ITEMS = 20_000
 
 
 # --- what a placement does --------------------------------------------------------------
@@ -505,38 +509,16 @@ class _Ranking:
             return
         if not known and not recent_idx and strategy != Placement.Strategy.POPULARITY:
             return  # cold start: the fallback chain fills the list
-        banned = np.zeros(model.n_items_, dtype=bool)
-        banned[[loaded.item_index[i] for i in self.excluded if i in loaded.item_index]] = True
-        items, item_weights = _summed(known)
-        want = min(200, max(60, 4 * (self.limit_hint() + len(self.excluded))))
-        found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name, weight in weights.items():
-            if weight <= 0 or name not in COMPONENTS:
-                continue
-            if name == "session":
-                if recent_idx and self.knn is not None:
-                    session_items, session_weights = _session_weights(recent_idx)
-                    found[name] = _best(*neighbour_scores(self.knn.similarity_,
-                                                          session_items, session_weights),
-                                        want, banned)
-            elif name == "popularity" and name in model.models_:
-                popular = model.models_[name]
-                ranking = popular.ranking_[: want + len(self.excluded)]
-                found[name] = _best(ranking, popular.scores_[ranking], want, banned)
-            elif name == "content" and name in model.models_ and items.size:
-                # A profile of the latest items: cheaper, and what the visitor likes now.
-                latest, latest_weights = _summed(known[-CONTENT_LAST:])
-                found[name] = _best(*model.models_[name]._scores_one(latest, latest_weights),
-                                    want, banned)
-            elif name == "knn" and name in model.models_ and items.size:
-                knn = model.models_[name]
-                found[name] = _best(*neighbour_scores(
-                    knn.similarity_, items, query_weights_of(item_weights, knn.query)),
-                    want, banned)
-            elif name in model.models_ and items.size:
-                found[name] = _best(*model.models_[name]._scores_one(items, item_weights),
-                                    want, banned)
-        self._blend(found, weights, loaded)
+        scorer = _ComponentScorer(
+            model, knn=self.knn, known=known, recent=recent_idx,
+            banned=[loaded.item_index[i] for i in self.excluded if i in loaded.item_index],
+            want=min(200, max(60, 4 * (self.limit_hint() + len(self.excluded)))))
+        names = [name for name, weight in weights.items()
+                 if weight > 0 and name in COMPONENTS and scorer.serves(name)]
+        if model.n_items_ <= DENSE_ITEMS:
+            self._blend_dense(scorer, sorted(names), weights, loaded)
+        else:
+            self._blend({name: scorer.sparse(name) for name in names}, weights, loaded)
 
     def _add_similar(self, loaded: LoadedModel, known: list[tuple[int, float]]) -> None:
         item = self.request.item
@@ -574,13 +556,50 @@ class _Ranking:
         order = np.lexsort((-all_parts, inverse))  # per item, its largest share first
         first = order[np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]]
         leaders = which[first]
-        keep = BLEND_KEEP if not self._filtering() else 5 * BLEND_KEEP
+        keep = self._blend_keep()
         if unique.size > keep:  # only the best can reach a list
             best = np.argpartition(-totals, keep - 1)[:keep]
             unique, totals, leaders = unique[best], totals[best], leaders[best]
+        self._candidates_add(unique, totals, leaders, names, loaded)
+
+    def _blend_dense(self, scorer: "_ComponentScorer", names: list[str],
+                     weights: Mapping[str, float], loaded: LoadedModel) -> None:
+        """``_blend`` on dense scores: a row per component (``names``, sorted), a column
+        per item, 0 where an item is not a candidate."""
+        if not names:
+            return
+        scores = np.zeros((len(names), loaded.model.n_items_))
+        for row, name in zip(scores, names, strict=True):
+            scorer.dense(name, row)
+        best = scores.max(axis=1)
+        given = best > 0
+        if not given.any():
+            return
+        scores *= (np.array([float(weights.get(name, 0.0)) for name in names])
+                   / np.where(given, best, 1.0))[:, np.newaxis]
+        totals = scores.sum(axis=0)  # row by row, in the names' order: as _blend adds up
+        ids = np.flatnonzero(totals > 0)
+        keep = self._blend_keep()
+        if ids.size > keep:  # only the best can reach a list
+            ids = ids[np.argpartition(-totals[ids], keep - 1)[:keep]]
+        # argmax keeps the first of equal shares: the first name, as _blend's stable sort
+        leaders = scores[:, ids].argmax(axis=0)
+        self._candidates_add(ids, totals[ids], leaders, names, loaded)
+
+    def _blend_keep(self) -> int:
+        return BLEND_KEEP if not self._filtering() else 5 * BLEND_KEEP
+
+    def _candidates_add(self, indices: np.ndarray, totals: np.ndarray, leaders: np.ndarray,
+                        names: list[str], loaded: LoadedModel) -> None:
+        """Blended candidates (item indices, scores, the index in ``names`` of the component
+        with the largest share); non-positive scores are left out."""
         item_ids = loaded.item_ids
-        for index, total, leader in zip(unique.tolist(), totals.tolist(), leaders.tolist(),
-                                        strict=True):
+        entries = zip(indices.tolist(), totals.tolist(), leaders.tolist(), strict=True)
+        if not self.candidates:  # the first call (always, but for similar + personal)
+            self.candidates = {item_ids[index]: _Candidate(total, names[leader])
+                               for index, total, leader in entries if total > 0}
+            return
+        for index, total, leader in entries:
             if total <= 0:
                 continue
             item_id = item_ids[index]
@@ -630,9 +649,13 @@ class _Ranking:
         """The best ``limit`` candidates that pass the rules, re-ranked."""
         rate = self.request.rotation_rate if self.request.rotation_rate is not None \
             else self.config.rotation_rate
-        scores = rotated({item: c.score for item, c in self.candidates.items()
-                          if item not in self.excluded}, self._unclicked(), rate=rate)
-        ranked = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+        scores = {item: c.score for item, c in self.candidates.items()
+                  if item not in self.excluded}
+        if rate > 0:
+            scores = rotated(scores, self._unclicked(), rate=rate)
+        # Best first, ties by item id: sorted by id, then (stably) by score, with no key
+        # function called per item.
+        ranked = sorted(sorted(scores.items()), key=itemgetter(1), reverse=True)
         boosting = bool(self.request.boosters) or any(
             rule.factor is not None for rule in self.config.context_rules)
         size = max(limit * 3, 18)  # the pool diversity picks from
@@ -709,14 +732,12 @@ class _Ranking:
         categories = [self._category(item) for item in items]
 
         def row(i: int) -> list[float]:
-            index, category = indices[i], categories[i]
-            neighbours = self.loaded.neighbours(index) if self.loaded is not None and \
-                index is not None else {}
-            values = [0.0 if other is None else neighbours.get(other, 0.0) for other in indices]
-            if category:
-                values = [max(value, 1.0) if other == category else value
-                          for value, other in zip(values, categories, strict=True)]
-            return values
+            index, category = indices[i], categories[i] or None
+            similar = (self.loaded.neighbours(index) if self.loaded is not None and
+                       index is not None else {}).get
+            # A neighbour's similarity is at most 1 (scaled by the row's largest).
+            return [1.0 if other_category == category else similar(other, 0.0)
+                    for other, other_category in zip(indices, categories, strict=True)]
 
         return row
 
@@ -791,12 +812,12 @@ def _distinct_last(sequence: list[str], n: int) -> list[str]:
 
 def _summed(entries: list[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Sorted item indices and their summed weights (one user's row)."""
-    if not entries:
-        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
-    items = np.array([i for i, _ in entries], dtype=np.int64)
-    weights = np.array([w for _, w in entries], dtype=np.float32)
-    unique, inverse = np.unique(items, return_inverse=True)
-    return unique.astype(np.int32), np.bincount(inverse, weights=weights).astype(np.float32)
+    summed: dict[int, float] = {}
+    for item, weight in entries:  # a few dozen: plain Python beats np.unique here
+        summed[item] = summed.get(item, 0.0) + weight
+    items = sorted(summed)
+    return (np.array(items, dtype=np.int32),
+            np.array([summed[i] for i in items], dtype=np.float32))
 
 
 def _best(ids: np.ndarray, scores: np.ndarray, n: int, banned: np.ndarray | None
@@ -807,6 +828,83 @@ def _best(ids: np.ndarray, scores: np.ndarray, n: int, banned: np.ndarray | None
         keep = ~banned[ids]
         ids, scores = ids[keep], scores[keep]
     return top_n_sparse_row(ids, scores, n)
+
+
+def _dense_best(vector: np.ndarray, n: int, banned: np.ndarray) -> np.ndarray:
+    """``vector`` (non-negative scores, one per item) with the ``banned`` items and all but
+    its n best zeroed, in place (scores equal to the n-th best are all kept)."""
+    vector[banned] = 0.0
+    positive = vector[vector > 0]  # partitioning the many zeros too takes several times longer
+    if positive.size > n:
+        vector[vector < np.partition(positive, positive.size - n)[positive.size - n]] = 0.0
+    return vector
+
+
+class _ComponentScorer:
+    """One visitor's candidates from each component of a Hybrid model, the best ``want``
+    of each with the ``banned`` item indices left out: sparse (ids and scores, best first)
+    or dense (a score per item, 0 for none)."""
+
+    def __init__(self, model: Any, *, knn: Any, known: list[tuple[int, float]],
+                 recent: list[int], banned: list[int], want: int) -> None:
+        self.model, self.knn, self.known, self.recent, self.want = model, knn, known, recent, want
+        self.banned_at = np.array(banned, dtype=np.int64)
+        self._banned: np.ndarray | None = None
+        self.items, self.item_weights = _summed(known)
+
+    def serves(self, name: str) -> bool:
+        """Whether the component can give this visitor candidates."""
+        if name == "session":
+            return bool(self.recent) and self.knn is not None
+        return name in self.model.models_ and (name == "popularity" or self.items.size > 0)
+
+    def sparse(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name == "popularity":
+            return self._popular()
+        return _best(*self._sums(name, dense=False), self.want, self._banned_mask())
+
+    def dense(self, name: str, out: np.ndarray) -> None:
+        """The component's scores into ``out`` (zeros, one per item)."""
+        if name == "popularity":
+            ids, scores = self._popular()
+            out[ids] = scores
+            return
+        out[:] = self._sums(name, dense=True)
+        _dense_best(out, self.want, self.banned_at)
+
+    def _popular(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``want`` items of the popularity ranking (best first, ties by index)
+        that are not banned and score above 0."""
+        popular = self.model.models_["popularity"]
+        banned = set(self.banned_at.tolist())
+        ranking = popular.ranking_[: self.want + len(banned)].tolist()
+        ids = np.array([i for i in ranking if i not in banned][: self.want], dtype=np.int32)
+        scores = popular.scores_[ids]
+        positive = int(np.count_nonzero(scores))  # the ranking ends with the zeros
+        return ids[:positive], scores[:positive]
+
+    def _banned_mask(self) -> np.ndarray:
+        if self._banned is None:
+            self._banned = np.zeros(self.model.n_items_, dtype=bool)
+            self._banned[self.banned_at] = True
+        return self._banned
+
+    def _sums(self, name: str, *, dense: bool) -> Any:
+        """The component's scores of every candidate: (ids, scores), or one per item."""
+        if name == "content":
+            # A profile of the latest items: cheaper, and what the visitor likes now.
+            content = self.model.models_[name]
+            latest, latest_weights = _summed(self.known[-CONTENT_LAST:])
+            return content.scores_dense(latest, latest_weights) if dense else \
+                content._scores_one(latest, latest_weights)
+        if name == "session":
+            similarity, items, weights = self.knn.similarity_, *_session_weights(self.recent)
+        else:  # knn
+            knn = self.model.models_[name]
+            similarity, items = knn.similarity_, self.items
+            weights = query_weights_of(self.item_weights, knn.query)
+        return neighbour_sums(similarity, items, weights) if dense else \
+            neighbour_scores(similarity, items, weights)
 
 
 def _session_weights(recent: list[int], *, decay: float = 0.5

@@ -8,7 +8,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from recommend.algorithms.base import Recommender, csr_from_arrays, csr_to_arrays
-from recommend.algorithms.knn import neighbour_scores, query_weights_of
+from recommend.algorithms.knn import neighbour_scores, neighbour_sums, query_weights_of
 
 __all__ = ["ContentModel"]
 
@@ -80,11 +80,19 @@ class ContentModel(Recommender):
                     ) -> tuple[np.ndarray, np.ndarray]:
         # The profile of _profiles for one row, and its scores, as sums of rows in numpy:
         # no sklearn validation and no sparse products (whose setup costs most here).
+        return neighbour_scores(self.term_items_, *self._profile_one(items, weights))
+
+    def scores_dense(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """One user's scores of every item (float64, 0 for none): ``_scores_one`` dense."""
+        return neighbour_sums(self.term_items_, *self._profile_one(items, weights))
+
+    def _profile_one(self, items: np.ndarray, weights: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The terms of one user's profile and their weights (see ``_profiles``)."""
         weights = query_weights_of(np.asarray(weights), self.query).astype(np.float64)
         total = np.abs(weights).sum()
-        terms, profile = neighbour_scores(self.item_vectors_, np.asarray(items),
-                                          weights / (total or 1.0), dtype=np.float64)
-        return neighbour_scores(self.term_items_, terms, profile)
+        return neighbour_scores(self.item_vectors_, np.asarray(items),
+                                weights / (total or 1.0), dtype=np.float64)
 
     def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
         return sparse.csr_matrix(self.item_vectors_[items] @ self.term_items_)

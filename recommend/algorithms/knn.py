@@ -16,11 +16,16 @@ from recommend.algorithms.weighting import (
     time_decay,
 )
 
-__all__ = ["ItemKNN", "neighbours_top_k", "query_weights"]
+__all__ = ["ItemKNN", "neighbour_scores", "neighbour_sums", "neighbours_top_k",
+           "query_weights"]
 
 WEIGHTINGS = ("bm25", "tfidf", "none")
 QUERY_WEIGHTINGS = ("binary", "log", "raw")
 HEAVY_USERS = ("drop", "damp")
+# Rows up to this long are summed densely whatever the entries read: an array of a few
+# thousand costs less than np.unique's sort and bookkeeping.
+DENSE_WIDTH = 4096
+FEW_ROWS = 6  # rows read by slicing each (a session, a content profile's latest items)
 
 Progress = Callable[[int, int], None]
 
@@ -129,24 +134,47 @@ def neighbour_scores(similarity: sparse.csr_matrix, items: np.ndarray, weights: 
     Plain numpy on the CSR arrays: for one user this is several times faster than a
     sparse product, whose setup touches an array as long as the catalog. ``dense`` sums
     into an array as long as a row (no sort: faster when the rows read hold many entries
-    next to the row's length, as on small catalogs); None chooses by those sizes.
+    next to the row's length, or rows are short, as on small catalogs); None chooses by
+    those sizes.
     """
-    indptr = similarity.indptr
-    starts = indptr[items]
-    lengths = indptr[items + 1] - starts
-    total = int(lengths.sum())
-    if total == 0:
+    candidates, contributions = _row_entries(similarity, items, weights)
+    if candidates.size == 0:
         return np.empty(0, dtype=np.int32), np.empty(0, dtype=dtype)
-    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
-    candidates = similarity.indices[positions]
-    contributions = similarity.data[positions] * np.repeat(weights, lengths)
     width = similarity.shape[1]
-    if dense if dense is not None else width <= 20 * total:
+    if dense if dense is not None else width <= max(20 * candidates.size, DENSE_WIDTH):
         summed = np.bincount(candidates, weights=contributions, minlength=width)
         ids = np.flatnonzero(summed)
         return ids.astype(np.int32), summed[ids].astype(dtype)
     unique, inverse = np.unique(candidates, return_inverse=True)
     return unique, np.bincount(inverse, weights=contributions).astype(dtype)
+
+
+def neighbour_sums(similarity: sparse.csr_matrix, items: np.ndarray,
+                   weights: np.ndarray) -> np.ndarray:
+    """The scores of ``neighbour_scores`` as one float64 array as long as a row (0 where
+    none): for small catalogs, whose dense arrays cost less than sparse bookkeeping."""
+    candidates, contributions = _row_entries(similarity, items, weights)
+    return np.bincount(candidates, weights=contributions, minlength=similarity.shape[1])
+
+
+def _row_entries(similarity: sparse.csr_matrix, items: np.ndarray, weights: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The column indices and weighted values of the rows ``items`` of ``similarity``."""
+    indptr = similarity.indptr
+    if 0 < len(items) <= FEW_ROWS:  # slices: fewer numpy calls than the index arithmetic
+        bounds = [(int(indptr[i]), int(indptr[i + 1])) for i in items]
+        indices, data = similarity.indices, similarity.data
+        return (np.concatenate([indices[a:b] for a, b in bounds]),
+                np.concatenate([data[a:b] * w for (a, b), w in zip(bounds, weights,
+                                                                   strict=True)]))
+    starts = indptr[items]
+    lengths = indptr[items + 1] - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
+    positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    return (similarity.indices[positions],
+            similarity.data[positions] * np.repeat(weights, lengths))
 
 
 def neighbours_top_k(weighted: sparse.csr_matrix, *, k: int, shrinkage: float = 0.0,

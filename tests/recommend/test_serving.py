@@ -278,7 +278,7 @@ def test_dense_neighbour_sums_equal_the_sparse_ones():
     import numpy as np
     from scipy import sparse
 
-    from recommend.algorithms.knn import neighbour_scores
+    from recommend.algorithms.knn import neighbour_scores, neighbour_sums
 
     rng = np.random.default_rng(3)
     similarity = sparse.random(300, 300, density=0.1, format="csr", random_state=3,
@@ -292,4 +292,59 @@ def test_dense_neighbour_sums_equal_the_sparse_ones():
     assert np.array_equal(dense_ids, ids[keep]) and np.allclose(dense, scores[keep])
     product = (sparse.csr_matrix((weights, items, [0, 4]), shape=(1, 300)) @ similarity)
     assert np.allclose(product.toarray()[0][ids], scores)
+    many = rng.choice(300, 20)  # more rows than are read by slicing each
+    many_weights = rng.random(20).astype(np.float32)
+    ids, scores = neighbour_scores(similarity, many, many_weights, dense=False)
+    summed = np.bincount(many, weights=many_weights, minlength=300)
+    assert np.allclose((sparse.csr_matrix(summed) @ similarity).toarray()[0][ids], scores)
+    assert np.allclose(neighbour_sums(similarity, many, many_weights)[ids], scores)
 
+
+
+@pytest.mark.parametrize("excluded", [0, 30])
+def test_the_dense_blend_of_small_catalogs_picks_what_the_sparse_one_picks(monkeypatch, excluded):
+    import numpy as np
+    from scipy import sparse
+
+    from recommend.algorithms import Hybrid
+    from recommend.recommending import Context, History, PlacementConfig, _Ranking
+    from recommend.serving import LoadedModel
+
+    rng = np.random.default_rng(5)
+    n_items, words = 500, [f"w{i}" for i in range(60)]
+    interactions = sparse.random(400, n_items, density=0.03, format="csr", random_state=5,
+                                 dtype=np.float32)  # continuous weights: no ties
+    texts = [" ".join(rng.choice(words, 4)) for _ in range(n_items)]
+    model = Hybrid(candidates=100).fit(interactions, item_texts=texts)
+    loaded = LoadedModel(version_id=1, model=model, catalog_since=None,
+                         item_ids=[f"i{i}" for i in range(n_items)])
+    weighted = [(f"i{i}", float(w)) for i, w in zip(
+        rng.choice(n_items, 12), rng.choice([1.0, 3.0, 5.0], 12), strict=True)]
+
+    def candidates(dense_items: int) -> dict[str, tuple[float, str]]:
+        monkeypatch.setattr(recommending, "DENSE_ITEMS", dense_items)
+        history = History(weighted=weighted, sequence=[item for item, _ in weighted])
+        config = PlacementConfig(name="home", weights=dict.fromkeys(
+            ["knn", "content", "popularity", "session"], 1.0))  # each leads some items
+        ranking = _Ranking(site=None, subject="s", config=config,
+                           request=RecRequest(placement="home"), catalog=None,
+                           history=history, context=Context(),
+                           excluded={f"i{i}" for i in range(excluded)}, personalized=True)
+        ranking.add_model(loaded)
+        return {item: (c.score, c.component) for item, c in ranking.candidates.items()}
+
+    dense, sparse_ = candidates(n_items), candidates(n_items - 1)
+    assert len(dense) == recommending.BLEND_KEEP and dense.keys() == sparse_.keys()
+    assert {c for _, c in dense.values()} == {"content", "knn", "popularity", "session"}
+    for item, (score, component) in dense.items():
+        assert component == sparse_[item][1] and score == pytest.approx(sparse_[item][0])
+    assert not {f"i{i}" for i in range(excluded)} & dense.keys()
+    # The popularity candidates are the model's own, banned items left out.
+    scorer = recommending._ComponentScorer(model, knn=None, known=[], recent=[],
+                                           banned=list(range(excluded)), want=40)
+    row = sparse.csr_matrix((1, n_items), dtype=np.float32)
+    banned = sparse.csr_matrix((np.ones(excluded), (np.zeros(excluded, dtype=int),
+                                                   np.arange(excluded))), shape=(1, n_items))
+    ids, scores = model.models_["popularity"].recommend(row, 40, exclude=banned)
+    mine = scorer._popular()
+    assert np.array_equal(mine[0], ids[0][ids[0] >= 0]) and np.allclose(mine[1], scores[0][:40])
