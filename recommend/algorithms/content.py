@@ -88,11 +88,21 @@ class ContentModel(Recommender):
 
     def _profile_one(self, items: np.ndarray, weights: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """The terms of one user's profile and their weights (see ``_profiles``)."""
+        """The terms of one user's profile and their weights (see ``_profiles``): summed
+        in plain Python, as a profile is a few items of a few terms each."""
         weights = query_weights_of(np.asarray(weights), self.query).astype(np.float64)
-        total = np.abs(weights).sum()
-        return neighbour_scores(self.item_vectors_, np.asarray(items),
-                                weights / (total or 1.0), dtype=np.float64)
+        scaled = (weights / (np.abs(weights).sum() or 1.0)).tolist()
+        vectors = self.item_vectors_
+        indptr, indices, data = vectors.indptr, vectors.indices, vectors.data
+        profile: dict[int, float] = {}
+        for item, weight in zip(np.asarray(items).tolist(), scaled, strict=True):
+            start, stop = indptr[item], indptr[item + 1]
+            for term, value in zip(indices[start:stop].tolist(), data[start:stop].tolist(),
+                                   strict=True):
+                profile[term] = profile.get(term, 0.0) + value * weight
+        terms = sorted(profile)
+        return (np.array(terms, dtype=np.int32),
+                np.array([profile[term] for term in terms], dtype=np.float64))
 
     def _similar_scores(self, items: np.ndarray) -> sparse.csr_matrix:
         return sparse.csr_matrix(self.item_vectors_[items] @ self.term_items_)
