@@ -73,8 +73,9 @@ class RedisCache(DjangoRedisCache):
         client = self._cache.get_client(write=True)
         if self._count_script is None or self._count_script.registered_client is not client:
             self._count_script = client.register_script(_COUNT_AND_GET)
-        made = [self.make_and_validate_key(key) for key, _ in counters]
-        made += [self.make_and_validate_key(key) for key in keys]
+        # Our own keys, made by code: no need for the memcached-safety scan of each character.
+        made = [self.make_key(key) for key, _ in counters]
+        made += [self.make_key(key) for key in keys]
         replies = self._count_script(keys=made, args=[len(counters),
                                                       *(seconds for _, seconds in counters)])
         loads = self._cache._serializer.loads

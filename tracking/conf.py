@@ -9,15 +9,33 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+# Values read, by name: the collect path reads about ten per request, and Django's
+# settings object is slow to ask. Emptied whenever RECSITE changes (override_settings,
+# pytest-django's ``settings``), as DRF's api_settings are.
+_read: dict[str, Any] = {}
 
 
 def _get(name: str, default: Any) -> Any:
+    try:
+        return _read[name]
+    except KeyError:
+        pass
     value = getattr(settings, "RECSITE", {}).get(name, default)
     if isinstance(default, bool) and isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
-        return int(value)
+        value = value.strip().lower() in {"1", "true", "yes", "on"}
+    elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
+        value = int(value)
+    _read[name] = value
     return value
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "RECSITE":
+        _read.clear()
 
 
 class TrackingSettings:

@@ -12,20 +12,34 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def pg_fetchall(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def pg_fetchall(sql: str, params: list[Any], *, prepare: bool = False
+                ) -> list[tuple[Any, ...]]:
     """Run one statement with server-side, binary parameters (``%b``) and return its rows.
 
     Django's cursors bind on the client: for arrays psycopg then quotes every
-    element in Python, which costs more than the statement itself.
+    element in Python, which costs more than the statement itself. With
+    ``prepare`` the statement is prepared once per connection (parsed and planned
+    once, not on every call): for the statements of every request.
+
+    Django opens its connections with psycopg's automatic preparation off
+    (``prepare_threshold`` None, which makes psycopg ignore ``prepare=True`` too),
+    so that connection poolers work: it is turned on for this statement only.
     """
     import psycopg
 
     connection.ensure_connection()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    if prepare:
+        raw.prepare_threshold = 5  # psycopg's default: prepare=True prepares at once
     # Django's wrapper turns psycopg's errors into django.db ones and marks a broken
     # connection, so it is closed at the end of the request rather than reused.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    try:
+        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+            cursor.execute(sql, params, prepare=prepare or None)
+            return cursor.fetchall()
+    finally:
+        raw.prepare_threshold = threshold
 
 
 def pk_in(pks: Collection[int]) -> Q:

@@ -217,10 +217,14 @@ def consent_keys_of_batch(*, site: Site, events: Any, hasher: SubjectHasher) -> 
     validation later corrects costs nothing: a subject it missed is read as usual."""
     if not isinstance(events, list):
         return []
+    if events and type(events[0]) is WireEvent:  # a WireBatch's: all are
+        raw_ids = {event.anon_id for event in events}
+        return [consent_cache_key(site.pk, hasher("a", raw_id)) for raw_id in raw_ids
+                if type(raw_id) is str and raw_id and len(raw_id) <= MAX_ID]
     keys = set()
     for event in events[:tracking_settings.MAX_EVENTS]:
-        if isinstance(event, WireEvent | dict):
-            raw_id = event.anon_id if type(event) is WireEvent else event.get("anon_id")
+        if isinstance(event, dict):
+            raw_id = event.get("anon_id")
             if isinstance(raw_id, str) and raw_id and len(raw_id) <= MAX_ID:
                 keys.add(consent_cache_key(site.pk, hasher("a", raw_id)))
     return list(keys)
@@ -375,6 +379,7 @@ def raw_batch_store(*, site: Site, source: str, received_at: datetime,
         f"({', '.join(['%b'] * (len(_RAW_BATCH_FIELDS) - 1))}, %b::jsonb) RETURNING id",
         [site.pk, source, received_at, sent_at, user_agent[:512], events.json, events.count,
          counts],
+        prepare=True,
     )
     return row[0]
 
