@@ -348,3 +348,20 @@ def test_the_dense_blend_of_small_catalogs_picks_what_the_sparse_one_picks(monke
     ids, scores = model.models_["popularity"].recommend(row, 40, exclude=banned)
     mine = scorer._popular()
     assert np.array_equal(mine[0], ids[0][ids[0] >= 0]) and np.allclose(mine[1], scores[0][:40])
+
+
+def test_event_names_written_into_the_history_statement_are_quoted(site):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from recommend import selectors
+
+    odd = "it's {50%}, \"odd\""  # quotes, braces, a comma and a percent sign
+    visit(site, ["i1", "i2"], name=odd)
+    visit(site, ["i3"], name="view_item")
+    since = timezone.now() - timedelta(days=1)
+    found = selectors.subject_serving_rows(
+        site_id=site.pk, subjects=[subject_of(site)], since=since, names=[odd],
+        consent_subjects=None)
+    assert sorted((item, name) for item, name, _ in found.events) == [("i1", odd), ("i2", odd)]
