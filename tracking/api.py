@@ -99,10 +99,12 @@ class _SiteApi(LeanApiView):
             if media_type == parser_class.media_type:
                 parser = parser_class()
                 body = parser.body_read(request)
-                batch = batch_decode(body, max_events=tracking_settings.MAX_EVENTS,
-                                          max_depth=tracking_settings.MAX_DEPTH) \
-                    if self.wire_batches else None
-                return parser.body_parse(body) if batch is None else batch
+                if self.wire_batches:
+                    batch = batch_decode(body, max_events=tracking_settings.MAX_EVENTS,
+                                         max_depth=tracking_settings.MAX_DEPTH)
+                    if batch is not None:
+                        return batch
+                return parser.body_parse(body)
         if request.META.get("CONTENT_LENGTH") in (None, "", "0"):
             raise Malformed("the request body is empty; send a JSON object")
         raise UnsupportedMediaType(media_type or "(none)")
@@ -129,6 +131,9 @@ class _SiteApi(LeanApiView):
 
 class EventCollectApi(_SiteApi):
     """Take a batch of browser events (public site key, allowed origin).
+
+    A plainly valid batch is decoded and checked on the fast path (tracking.wire);
+    any other goes through the general parser and validator, with the same answers.
 
     Both throttles (per IP, per site) are counted once the site is known, in the
     same Redis command that reads the visitors' consent states: one round trip
