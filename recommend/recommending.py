@@ -776,6 +776,8 @@ class _Ranking:
         target = self.item_index[item_id]
         best, best_score = None, 0.0
         for viewed, neighbours, weight in self._viewed_neighbours():
+            if weight <= best_score:
+                break  # similarities are at most 1 and weights fall: none later can win
             score = neighbours.get(target, 0.0) * weight
             if score > best_score:
                 best, best_score = viewed, score
