@@ -6,11 +6,11 @@ Each property reads ``settings.RECSITE[NAME]`` (the environment variable
 
 from typing import Any
 
-from django.conf import settings
+from tracking.conf import recsite_settings
 
 
 def _get(name: str, default: Any) -> Any:
-    value = getattr(settings, "RECSITE", {}).get(name, default)
+    value = recsite_settings().get(name, default)
     if isinstance(value, str) and isinstance(default, int | float) and \
             not isinstance(default, bool):
         return type(default)(value)

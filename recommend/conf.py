@@ -10,9 +10,11 @@ from typing import Any
 
 from django.conf import settings
 
+from tracking.conf import recsite_settings
+
 
 def _get(name: str, default: Any) -> Any:
-    return getattr(settings, "RECSITE", {}).get(name, default)
+    return recsite_settings().get(name, default)
 
 
 class RecommendSettings:

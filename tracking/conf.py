@@ -12,10 +12,21 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-# Values read, by name: the collect path reads about ten per request, and Django's
-# settings object is slow to ask. Emptied whenever RECSITE changes (override_settings,
-# pytest-django's ``settings``), as DRF's api_settings are.
-_read: dict[str, Any] = {}
+# Django's settings object is slow to ask (a lazy object, a lookup per attribute) and
+# the hot paths read about ten values per request: what was read is kept until a
+# setting changes (override_settings, pytest-django's ``settings``; in production
+# settings never change), as DRF keeps its api_settings.
+_recsite: dict[str, Any] = {}  # "": settings.RECSITE
+_read: dict[str, Any] = {}  # tracking's values, by name
+
+
+def recsite_settings() -> dict[str, Any]:
+    """``settings.RECSITE``: the apps' settings by name (tracking, profiles, recommend)."""
+    try:
+        return _recsite[""]
+    except KeyError:
+        value = _recsite[""] = getattr(settings, "RECSITE", {})
+        return value
 
 
 def _get(name: str, default: Any) -> Any:
@@ -23,7 +34,7 @@ def _get(name: str, default: Any) -> Any:
         return _read[name]
     except KeyError:
         pass
-    value = getattr(settings, "RECSITE", {}).get(name, default)
+    value = recsite_settings().get(name, default)
     if isinstance(default, bool) and isinstance(value, str):
         value = value.strip().lower() in {"1", "true", "yes", "on"}
     elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
@@ -33,9 +44,10 @@ def _get(name: str, default: Any) -> Any:
 
 
 @receiver(setting_changed)
-def _settings_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting == "RECSITE":
-        _read.clear()
+def _settings_changed(**kwargs: Any) -> None:
+    # Any setting: a default may come from another one (EXPORT_DIR from DATA_DIR).
+    _recsite.clear()
+    _read.clear()
 
 
 class TrackingSettings:
