@@ -94,6 +94,11 @@ def ingest_table(r: dict[str, Any]) -> str:
                  else "A: collect (consent or throttles off), web only")
         rows.append([label, f"**{num(s['events_per_s'])}**", num(s["requests_per_s"]),
                      num(s["p50_ms"], 1), num(s["p99_ms"], 1), others(s)])
+    if "P" in m:
+        s = m["P"]
+        rows.append([f"P: collect, web only, {num(c.get('a_rate'))} events/s offered",
+                     f"{num(s['events_per_s'])} accepted", num(s["requests_per_s"]),
+                     num(s["p50_ms"], 1), f"**{num(s['p99_ms'], 1)}**", others(s)])
     if "naive" in m:
         s = m["naive"]
         rows.append(["naive baseline, 1 event per request", num(s["events_per_s"]),
@@ -443,7 +448,7 @@ def plot_latency(report: dict[str, Any], path: Path) -> None:
     panels = []
     ingest = _result(report, "ingest")
     if ingest:
-        groups = [(p, ingest["medians"][p]) for p in ("hello", "A", "naive", "B", "R")
+        groups = [(p, ingest["medians"][p]) for p in ("hello", "A", "P", "naive", "B", "R")
                   if p in ingest["medians"]]
         sustained = _result(report, "sustained")
         if sustained:

@@ -18,13 +18,14 @@ def ingest() -> dict[str, Any]:
     medians = {
         "hello": {**_phase(3111, 8.1, 17.2), "events_per_s": 3111, "requests_per_s": 3111},
         "A": _phase(12345, 41.5, 77.7),
+        "P": _phase(11222, 60.5, 123.4),
         "naive": {**_phase(321, 90.0, 180.0), "requests_per_s": 321},
         "W": {"processed_per_s": 7777, "cpu_pct": {"worker": 60.0, "others": 3.0}, "runs": 3},
         "B": _phase(5432, 110.0, 210.0, processed_per_s=5400, backlog_start=0, backlog_end=100),
         "R": _phase(6543, 100.0, 199.9, processed_per_s=6500),
     }
     return {"machine": {"git": "abc1234 (working tree modified)"},
-            "config": {"rate": 8000, "drain_batches": 2500, "no_consent": False,
+            "config": {"rate": 8000, "a_rate": 15000, "drain_batches": 2500, "no_consent": False,
                        "no_throttles": False},
             "medians": medians, "ratio": 38.5, "backlog_verdict": {"B": "steady", "R": "steady"},
             "targets": ["target A: >= 15,000 events/s with p99 <= 50 ms: 12,345 events/s, "

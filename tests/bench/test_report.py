@@ -21,6 +21,8 @@ def test_report_files_hold_the_figures_of_every_benchmark(tmp_path):
     md = (tmp_path / "report.md").read_text()
     ingest = report["benchmarks"]["ingest"]["result"]["medians"]
     assert f"**{ingest['A']['events_per_s']:,}**" in md
+    assert f"| P: collect, web only, 15,000 events/s offered | {ingest['P']['events_per_s']:,} " \
+        "accepted |" in md and "| **123.4** |" in md
     assert f"{ingest['B']['events_per_s']:,} accepted, {ingest['B']['processed_per_s']:,}" in md
     assert report["benchmarks"]["ingest"]["result"]["targets"][0] in md
     lag = report["benchmarks"]["sustained"]["result"]["lag"]
