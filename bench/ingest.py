@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import PACED_IN_FULL  # noqa: E402
 from devtools import services  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -905,13 +906,6 @@ def print_run(row: dict[str, Any]) -> None:
               f"end to end {fmt(row['end_to_end_per_s'])} events/s", flush=True)
         print(f"          outcomes {row['outcomes']}", flush=True)
     print(f"          CPU % of one core: {row['cpu_pct']}", flush=True)
-
-
-# A paced phase takes all of its load when it accepts at least this share of the schedule:
-# wrk rounds each wait down to whole milliseconds and a run's first and last requests fall
-# at its edges, so a server that keeps up shows 99.8 to 100 % (a saturated one falls short
-# by more: phase R at 8,000 offered took 7,917, 99.0 %, before the fast path).
-PACED_IN_FULL = 0.995
 
 
 def targets(report: dict[str, Any]) -> list[str]:

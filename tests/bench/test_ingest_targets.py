@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from bench import report as report_writer
 from bench.ingest import targets
 from tests.bench.results import _phase
 
@@ -48,3 +49,12 @@ def test_flat_out_phases_must_reach_the_figure_itself():
                            B=_phase(9_000, 60.0, 90.0, processed_per_s=7_990)))
     assert verdict(lines, "target A flat out:") == "NOT met"
     assert verdict(lines, "target B:") == "NOT met"
+
+
+@pytest.mark.parametrize(("taken", "offered", "expected"), [
+    (7_967, 8_000, True),  # the sustained run at d6dcfcb: 99.6 % of the schedule
+    (7_917, 8_000, False),
+    (7_000, 7_000, False),  # all of a load below the target
+])
+def test_the_sustained_run_is_judged_by_the_same_rule(taken, offered, expected):
+    assert report_writer._paced_in_full(taken, offered) is expected
