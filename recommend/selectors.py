@@ -17,6 +17,7 @@ from profiles.models import Membership, Segment
 from profiles.selectors import profile_get, subject_segments
 from recommend.evaluation import Interactions, latest_per_pair
 from recommend.models import Dismissal, Experiment, ModelVersion, Placement
+from tracking.db import pg_fetchall
 from tracking.models import ConsentRecord, Event, Item, Site
 
 Progress = Callable[[int], None]
@@ -180,7 +181,8 @@ def _serving_rows_pg(*, site_id: int, subjects: list[str], since: datetime, name
         consent_who, consent_param = _matching(consent_subjects)
         consent_params = [site_id, consent_param]
     params = [*consent_params, site_id, subjects_param, since, limit, site_id, subjects_param]
-    return _fetchall_prepared(_serving_text(who, consent_who, tuple(names)), params)
+    return pg_fetchall(_serving_text(who, consent_who, tuple(names)), params,
+                       prepare=True, binary=True)
 
 
 _serving_texts: dict[tuple[str, str | None, tuple[str, ...]], str] = {}
@@ -215,29 +217,6 @@ def _serving_rows_sql(*, site_id: int, subjects: list[str], since: datetime, nam
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
-
-
-def _fetchall_prepared(sql: str, params: list) -> list[tuple]:
-    """Rows of a PostgreSQL statement bound on the server and prepared once per connection
-    (parsed and planned once, not on every call as Django's client-side binding does),
-    its results in binary (reading timestamps from text costs more than the rest).
-
-    Django opens its connections with psycopg's automatic preparation off
-    (``prepare_threshold`` None, which makes psycopg ignore ``prepare=True`` too): it is
-    turned on for this one statement only, so no other query on the connection changes.
-    """
-    import psycopg
-
-    connection.ensure_connection()
-    raw = connection.connection
-    threshold = raw.prepare_threshold
-    raw.prepare_threshold = 5  # psycopg's default: prepare=True prepares at once
-    try:
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            cursor.execute(sql, params, prepare=True, binary=True)
-            return cursor.fetchall()
-    finally:
-        raw.prepare_threshold = threshold
 
 
 def _aware(value: object) -> datetime:

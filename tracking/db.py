@@ -12,7 +12,7 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def pg_fetchall(sql: str, params: list[Any], *, prepare: bool = False
+def pg_fetchall(sql: str, params: list[Any], *, prepare: bool = False, binary: bool = False
                 ) -> list[tuple[Any, ...]]:
     """Run one statement with server-side, binary parameters (``%b``) and return its rows.
 
@@ -24,6 +24,7 @@ def pg_fetchall(sql: str, params: list[Any], *, prepare: bool = False
     Django opens its connections with psycopg's automatic preparation off
     (``prepare_threshold`` None, which makes psycopg ignore ``prepare=True`` too),
     so that connection poolers work: it is turned on for this statement only.
+    ``binary`` asks for the results in binary (reading timestamps from text costs more).
     """
     import psycopg
 
@@ -36,7 +37,7 @@ def pg_fetchall(sql: str, params: list[Any], *, prepare: bool = False
     # connection, so it is closed at the end of the request rather than reused.
     try:
         with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
-            cursor.execute(sql, params, prepare=prepare or None)
+            cursor.execute(sql, params, prepare=prepare or None, binary=binary or None)
             return cursor.fetchall()
     finally:
         raw.prepare_threshold = threshold

@@ -25,6 +25,8 @@ MAX_CONTEXT = 30
 MAX_ITEM_KEYS = 30
 MAX_LIST = 50
 MAX_ENGAGED_MS = 24 * 3600 * 1000
+MAX_AMOUNT = 1e12  # prices and values, either sign
+MAX_QUANTITY = 1_000_000  # either sign
 
 # user_id values that a buggy snippet sends for "nobody": never an identity.
 JUNK_IDS = frozenset(
@@ -247,10 +249,11 @@ def clean_item(value: Any, field: str, index: int) -> dict[str, Any]:
         item = clean_free_object(value, "", max_keys=MAX_ITEM_KEYS, depth=1)
         item["item_id"] = clean_id(value["item_id"], ".item_id", max_len=100)
         if value.get("price") is not None:
-            item["price"] = clean_number(value["price"], ".price", minimum=-1e12, maximum=1e12)
+            item["price"] = clean_number(value["price"], ".price", minimum=-MAX_AMOUNT,
+                                         maximum=MAX_AMOUNT)
         if value.get("quantity") is not None:
             item["quantity"] = clean_int(value["quantity"], ".quantity",
-                                         minimum=-1_000_000, maximum=1_000_000)
+                                         minimum=-MAX_QUANTITY, maximum=MAX_QUANTITY)
     except Invalid as error:
         raise Invalid(f"{field}[{index}]{error.field}", error.detail, error.reason) from None
     return item
@@ -269,8 +272,8 @@ def clean_params(value: Any) -> dict[str, Any]:
     if params.get("rec_token") is not None:
         clean_text(params["rec_token"], "params.rec_token", max_len=MAX_TEXT)
     if params.get("value") is not None:
-        params["value"] = clean_number(params["value"], "params.value", minimum=-1e12,
-                                       maximum=1e12)
+        params["value"] = clean_number(params["value"], "params.value", minimum=-MAX_AMOUNT,
+                                       maximum=MAX_AMOUNT)
     if params.get("currency") is not None:
         currency = clean_text(params["currency"], "params.currency", max_len=3)
         if not re.fullmatch(r"[A-Za-z]{3}", currency):

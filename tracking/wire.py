@@ -28,12 +28,14 @@ import msgspec
 from msgspec import Meta
 
 from tracking.validation import (
+    MAX_AMOUNT,
     MAX_CONTEXT,
     MAX_ENGAGED_MS,
     MAX_ID,
     MAX_ITEM_KEYS,
     MAX_ITEMS,
     MAX_PARAMS,
+    MAX_QUANTITY,
     MAX_TEXT,
     MAX_URL,
     NAME_RE,
@@ -184,10 +186,10 @@ def _plain_item(item: dict[str, Any]) -> dict[str, Any]:
     if item_id is None:
         raise _NotPlain
     price, quantity = item.get("price"), item.get("quantity")
-    if price is not None and not (type(price) in _NUMBER and -1e12 <= price <= 1e12):
+    if price is not None and not (type(price) in _NUMBER and -MAX_AMOUNT <= price <= MAX_AMOUNT):
         raise _NotPlain
     if quantity is not None and not (type(quantity) is int
-                                     and -1_000_000 <= quantity <= 1_000_000):
+                                     and -MAX_QUANTITY <= quantity <= MAX_QUANTITY):
         raise _NotPlain
     if type(item["item_id"]) is not str:
         item = {**item, "item_id": item_id}
@@ -210,7 +212,8 @@ def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
                                         and 0 <= engaged_ms <= MAX_ENGAGED_MS)) \
             or (scroll_pct is not None and not (type(scroll_pct) is int
                                                 and 0 <= scroll_pct <= 100)) \
-            or (value is not None and not (type(value) in _NUMBER and -1e12 <= value <= 1e12)) \
+            or (value is not None and not (type(value) in _NUMBER
+                                           and -MAX_AMOUNT <= value <= MAX_AMOUNT)) \
             or (currency is not None and not (type(currency) is str
                                               and _CURRENCY_RE.fullmatch(currency))) \
             or (rec_token is not None and type(rec_token) is not str):
